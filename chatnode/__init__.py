@@ -1,0 +1,1 @@
+"""chatnode: a self-hosted chat server in one process."""

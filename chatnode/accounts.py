@@ -1,0 +1,69 @@
+"""Accounts: registration, login (one device per login), logout and token checks."""
+
+from __future__ import annotations
+
+import trio
+
+from . import auth
+from .protocol import (
+    AuthResponse,
+    ChatError,
+    ErrorCode,
+    LoginRequest,
+    RegisterRequest,
+    UserInfo,
+)
+from .store import DeviceAuth, SqliteStore
+from .store import sqlite as sql
+
+
+class Accounts:
+    def __init__(self, store: SqliteStore, registration_open: bool) -> None:
+        self.store = store
+        self.registration_open = registration_open
+
+    async def authenticate(self, token: str) -> DeviceAuth:
+        device = await self.store.read(sql.device_by_token_hash, auth.token_hash(token))
+        if device is None or device.disabled:
+            raise ChatError(ErrorCode.UNAUTHENTICATED, "unknown, revoked or disabled token")
+        return device
+
+    async def register(self, request: RegisterRequest) -> AuthResponse:
+        if not self.registration_open:
+            raise ChatError(ErrorCode.REGISTRATION_CLOSED,
+                            "registration is closed: ask the admin for an account")
+        password_hash = await trio.to_thread.run_sync(auth.hash_password, request.password)
+        user = await self.store.write(sql.insert_user, request.username, request.display_name,
+                                      password_hash)
+        return await self._new_device(user.user_id, "registration")
+
+    async def login(self, request: LoginRequest) -> AuthResponse:
+        user = await self.store.read(sql.user_by_name, request.username)
+        password_hash = None if user is None else user.password_hash
+        ok = await trio.to_thread.run_sync(auth.verify_password, password_hash, request.password)
+        if user is None or not ok:
+            raise ChatError(ErrorCode.UNAUTHENTICATED, "wrong username or password")
+        if user.disabled:
+            raise ChatError(ErrorCode.FORBIDDEN, "this account is disabled")
+        return await self._new_device(user.user_id, request.device_name)
+
+    async def _new_device(self, user_id: str, name: str | None) -> AuthResponse:
+        token = auth.new_token()
+        device_id = await self.store.write(sql.insert_device, user_id, name,
+                                           auth.token_hash(token))
+        return AuthResponse(user_id=user_id, token=token, device_id=device_id)
+
+    async def logout(self, device: DeviceAuth) -> None:
+        await self.store.write(sql.revoke_device, device.device_id)
+
+    async def user_by_name(self, username: str) -> UserInfo:
+        user = await self.store.read(sql.user_by_name, username)
+        if user is None or user.disabled:
+            raise ChatError(ErrorCode.NOT_FOUND, f"no user named {username!r}")
+        return UserInfo(user.user_id, user.username, user.display_name)
+
+    async def user_by_id(self, user_id: str) -> UserInfo:
+        user = await self.store.read(sql.user_by_id, user_id)
+        if user is None:
+            raise ChatError(ErrorCode.NOT_FOUND, "no such user")
+        return UserInfo(user.user_id, user.username, user.display_name)

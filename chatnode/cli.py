@@ -1,0 +1,137 @@
+"""The `chatnode` command: serve, and the admin's user commands.
+
+The user commands open the database directly, so they work with or without a node running on
+the same data directory (SQLite's WAL lets them write alongside it).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import msgspec
+import trio
+
+from . import auth
+from .config import Config, ConfigError, load_config
+from .protocol import ChatError, RegisterRequest
+from .store import sqlite as sql
+
+_config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                              help="TOML config file (see config.example.toml).")
+_data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False),
+                                help="Data directory (default ./chatnode-data).")
+
+
+def _load(config_file: str | None, **flags: object) -> Config:
+    try:
+        return load_config(config_file, **flags)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.version_option(package_name="chatnode")
+def main() -> None:
+    """chatnode: a self-hosted chat server in one process."""
+
+
+@main.command()
+@_config_option
+@_data_dir_option
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 8420; 0 picks a free one).")
+def serve(config_file: str | None, data_dir: str | None, host: str | None,
+          port: int | None) -> None:
+    """Run the node: HTTP, WebSocket and the web client on one port."""
+    from .server import DataDirInUse
+    from .server import serve as run_node
+
+    config = _load(config_file, data_dir=data_dir, host=host, port=port)
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        trio.run(run_node, config, lambda line: click.echo(line, nl=True) or sys.stdout.flush())
+    except DataDirInUse as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def user() -> None:
+    """Manage accounts (works while the node is running)."""
+
+
+def _database(config_file: str | None, data_dir: str | None):  # type: ignore[no-untyped-def]
+    config = _load(config_file, data_dir=data_dir)
+    return sql.open_database(Path(config.data_dir), config.durability)
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--password", help="The password (or use --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--display-name", help="Name shown to others (default: the username).")
+@_config_option
+@_data_dir_option
+def user_add(username: str, password: str | None, password_stdin: bool,
+             display_name: str | None, config_file: str | None, data_dir: str | None) -> None:
+    """Create an account."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        request = msgspec.convert({"username": username, "password": password,
+                                   "display_name": display_name}, RegisterRequest)
+    except msgspec.ValidationError as exc:
+        raise click.ClickException(f"invalid account: {exc}") from None
+    conn = _database(config_file, data_dir)
+    try:
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            created = sql.insert_user(conn, request.username, request.display_name,
+                                      auth.hash_password(request.password))
+    except ChatError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        conn.close()
+    click.echo(f"added {created.username} ({created.user_id})")
+
+
+@user.command("list")
+@_config_option
+@_data_dir_option
+def user_list(config_file: str | None, data_dir: str | None) -> None:
+    """List accounts."""
+    conn = _database(config_file, data_dir)
+    try:
+        users = sql.list_users(conn)
+    finally:
+        conn.close()
+    for u in users:
+        seen = (datetime.fromtimestamp(u.last_seen / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+                if u.last_seen else "never")
+        state = "disabled" if u.disabled else "active"
+        click.echo(f"{u.username:<24} {u.user_id:<20} {state:<8} last seen {seen}"
+                   f"  {u.display_name}")
+
+
+@user.command("disable")
+@click.argument("username")
+@_config_option
+@_data_dir_option
+def user_disable(username: str, config_file: str | None, data_dir: str | None) -> None:
+    """Disable an account: its tokens stop working and it can no longer log in."""
+    conn = _database(config_file, data_dir)
+    try:
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            found = sql.set_user_disabled(conn, username, True)
+    finally:
+        conn.close()
+    if not found:
+        raise click.ClickException(f"no user named {username!r}")
+    click.echo(f"disabled {username}")

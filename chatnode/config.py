@@ -1,0 +1,90 @@
+"""One typed configuration: defaults < config.toml < CHATNODE_* environment < command-line flags.
+
+Every setting is documented in config.example.toml. Environment names are the setting's path in
+upper case: `port` is CHATNODE_PORT, `[limits] frame_bytes` is CHATNODE_LIMITS_FRAME_BYTES.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+PositiveInt = Annotated[int, Meta(ge=1)]
+
+
+class Limits(Struct, forbid_unknown_fields=True):
+    frame_bytes: PositiveInt = 64 * 1024
+    body_chars: PositiveInt = 10_000
+    upload_bytes: PositiveInt = 16 * 1024 * 1024
+    group_members: Annotated[int, Meta(ge=2)] = 256
+    send_per_second: Annotated[float, Meta(ge=0)] = 20
+    send_burst: PositiveInt = 50
+
+
+class Config(Struct, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8420
+    data_dir: str = "./chatnode-data"
+    # "closed": accounts are made with `chatnode user add`; "open": anyone may register.
+    registration: Literal["open", "closed"] = "closed"
+    # "full" fsyncs every commit (survives power loss); "normal" survives a crash of the
+    # process but may lose the last commits on power loss.
+    durability: Literal["full", "normal"] = "full"
+    heartbeat_s: PositiveInt = 30
+    history_on_new_device: Annotated[int, Meta(ge=0)] = 50
+    outbox_frames: PositiveInt = 4096
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    limits: Limits = msgspec.field(default_factory=Limits)
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for name in Config.__struct_fields__:
+        if name == "limits":
+            for limit in Limits.__struct_fields__:
+                value = environ.get(f"CHATNODE_LIMITS_{limit.upper()}")
+                if value is not None:
+                    overrides.setdefault("limits", {})[limit] = value
+            continue
+        value = environ.get(f"CHATNODE_{name.upper()}")
+        if value is not None:
+            overrides[name] = value
+    return overrides
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                **flags: Any) -> Config:
+    """Build the config from its four layers; flags that are None are not given."""
+    layers: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                layers = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    layers = _merge(layers, _env_overrides(os.environ if environ is None else environ))
+    layers = _merge(layers, {k: v for k, v in flags.items() if v is not None})
+    try:
+        return msgspec.convert(layers, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None

@@ -1,0 +1,258 @@
+"""The delivery rules: who may send, who receives, what markers mean, what a device missed.
+
+Like h11, this is a plain object with no I/O: it holds the committed state of every
+conversation (membership, last_seq, the two markers of each member) and answers questions and
+applies committed facts, returning what must be said to whom. The caller does the storing and
+the sending. Every method runs in the trio thread, so no locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .protocol import (
+    ChatError,
+    ConversationFrame,
+    ErrorCode,
+    MemberInfo,
+    Message,
+    Send,
+    StatusUpdate,
+)
+from .store import CatchupRange, ConversationRecord
+
+SUPPORTED_KINDS = frozenset({"text"})
+
+
+@dataclass(slots=True)
+class MemberState:
+    user_id: str
+    role: str
+    joined_seq: int
+    delivered: int
+    read: int
+
+
+@dataclass(slots=True)
+class ConversationState:
+    conversation_id: str
+    kind: str
+    name: str | None
+    last_seq: int
+    last_activity: int
+    members: dict[str, MemberState] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Lowest:
+    """The two lowest values of one marker across a conversation's members, and who holds the
+    lowest: enough to answer "minimum over everyone but V" for every V in O(1)."""
+
+    first: int | None
+    holder: str | None
+    second: int | None
+
+    @classmethod
+    def of(cls, members: Iterable[MemberState], attr: str) -> Lowest:
+        first = second = None
+        holder = None
+        for m in members:
+            value = getattr(m, attr)
+            if first is None or value < first:
+                first, second, holder = value, first, m.user_id
+            elif second is None or value < second:
+                second = value
+        return cls(first, holder, second)
+
+    def excluding(self, user_id: str) -> int:
+        """Minimum over every member but `user_id`; 0 when nobody else is there (no one else
+        has anything, so the honest tick is "sent")."""
+        value = self.second if user_id == self.holder else self.first
+        return 0 if value is None else value
+
+
+@dataclass(slots=True)
+class CatchupPlan:
+    """What a connecting device is sent: message ranges, then one status per conversation.
+
+    `upto` is each conversation's last_seq at the moment the plan was made; live frames held
+    during the catch-up are released only above it, so nothing is sent twice."""
+
+    ranges: list[CatchupRange]
+    statuses: list[StatusUpdate]
+    upto: dict[str, int]
+
+
+class Engine:
+    def __init__(self, conversations: Iterable[ConversationRecord], *, body_chars: int,
+                 history_on_new_device: int) -> None:
+        self.body_chars = body_chars
+        self.history_on_new_device = history_on_new_device
+        self.conversations: dict[str, ConversationState] = {}
+        self.by_user: dict[str, set[str]] = {}
+        for record in conversations:
+            self.add_conversation(record)
+
+    # --- membership ---------------------------------------------------------------------------
+
+    def add_conversation(self, record: ConversationRecord) -> ConversationState:
+        conv = ConversationState(record.conversation_id, record.kind, record.name,
+                                 record.last_seq, record.last_activity)
+        for m in record.members:
+            conv.members[m.user_id] = MemberState(m.user_id, m.role, m.joined_seq,
+                                                  m.last_delivered_seq, m.last_read_seq)
+            self.by_user.setdefault(m.user_id, set()).add(conv.conversation_id)
+        self.conversations[conv.conversation_id] = conv
+        return conv
+
+    def conversation_for(self, user_id: str, conversation_id: str,
+                         ref: str | None = None) -> ConversationState:
+        """The conversation, if `user_id` is a member. A stranger gets `forbidden` whether or
+        not it exists, so the answer tells them nothing."""
+        conv = self.conversations.get(conversation_id)
+        if conv is None or user_id not in conv.members:
+            raise ChatError(ErrorCode.FORBIDDEN, "not a member of this conversation", ref=ref)
+        return conv
+
+    def conversations_of(self, user_id: str) -> list[ConversationState]:
+        """The user's conversations, most recent activity first."""
+        convs = [self.conversations[c] for c in self.by_user.get(user_id, ())]
+        convs.sort(key=lambda c: (c.last_activity, c.conversation_id), reverse=True)
+        return convs
+
+    def peers_of(self, user_id: str) -> set[str]:
+        """Everyone who shares a conversation with the user (the user excluded)."""
+        peers: set[str] = set()
+        for conversation_id in self.by_user.get(user_id, ()):
+            peers.update(self.conversations[conversation_id].members)
+        peers.discard(user_id)
+        return peers
+
+    @staticmethod
+    def conversation_frame(conv: ConversationState) -> ConversationFrame:
+        return ConversationFrame(
+            conversation_id=conv.conversation_id, kind=conv.kind, name=conv.name,
+            members=[MemberInfo(m.user_id, m.role) for m in conv.members.values()],
+            last_seq=conv.last_seq,
+        )
+
+    # --- sending ------------------------------------------------------------------------------
+
+    def check_send(self, user_id: str, frame: Send) -> ConversationState:
+        """Refuse a send that must not be stored; changes nothing."""
+        ref = frame.client_msg_id
+        conv = self.conversation_for(user_id, frame.conversation_id, ref)
+        if frame.kind not in SUPPORTED_KINDS:
+            raise ChatError(ErrorCode.INVALID, f"kind {frame.kind!r} is not supported yet",
+                            ref=ref)
+        if not frame.body.strip():
+            raise ChatError(ErrorCode.INVALID, "body must not be empty", ref=ref)
+        if len(frame.body) > self.body_chars:
+            raise ChatError(ErrorCode.TOO_LARGE,
+                            f"body is longer than {self.body_chars} characters", ref=ref)
+        if frame.target is not None or frame.media_id is not None:
+            raise ChatError(ErrorCode.INVALID,
+                            "target and media_id belong to other kinds than text", ref=ref)
+        if frame.reply_to is not None and not 1 <= frame.reply_to <= conv.last_seq:
+            raise ChatError(ErrorCode.INVALID, "reply_to names no message of this conversation",
+                            ref=ref)
+        return conv
+
+    def apply_message(self, message: Message) -> list[str]:
+        """Take in a committed message; return the members to deliver it to.
+
+        The sender's markers move up to it (whoever writes has the conversation open); that
+        move is carried by the next status_update, not one of its own."""
+        conv = self.conversations[message.conversation_id]
+        conv.last_seq = max(conv.last_seq, message.seq)
+        conv.last_activity = max(conv.last_activity, message.ts)
+        sender = conv.members.get(message.sender_id)
+        if sender is not None:
+            sender.delivered = max(sender.delivered, message.seq)
+            sender.read = max(sender.read, message.seq)
+        return list(conv.members)
+
+    # --- markers ------------------------------------------------------------------------------
+
+    def check_marker(self, user_id: str, conversation_id: str, seq: int,
+                     read: bool) -> bool:
+        """Whether a `delivered`/`read` up to `seq` would move anything. A seq past last_seq
+        is refused; one at or below the current marker is a harmless no-op."""
+        conv = self.conversation_for(user_id, conversation_id, "read" if read else "delivered")
+        if seq > conv.last_seq:
+            raise ChatError(ErrorCode.INVALID_SEQ,
+                            f"seq {seq} is past the conversation's last_seq {conv.last_seq}",
+                            ref="read" if read else "delivered")
+        me = conv.members[user_id]
+        return seq > (me.read if read else me.delivered)
+
+    def apply_markers(self, conversation_id: str, user_id: str, delivered: int,
+                      read: int) -> list[tuple[str, StatusUpdate]]:
+        """Take in committed markers; return the status_update each affected member now sees.
+
+        Affected: the user themselves when their read marker moved (their other devices' unread
+        counts), and every other member whose minimum-over-others moved. Two passes over the
+        members whatever the group size: O(members), not O(members^2)."""
+        conv = self.conversations.get(conversation_id)
+        me = conv.members.get(user_id) if conv is not None else None
+        if conv is None or me is None:
+            return []
+        new_delivered = max(me.delivered, delivered, read)
+        new_read = max(me.read, read)
+        if (new_delivered, new_read) == (me.delivered, me.read):
+            return []
+        delivered_before = Lowest.of(conv.members.values(), "delivered")
+        read_before = Lowest.of(conv.members.values(), "read")
+        read_moved = new_read != me.read
+        me.delivered, me.read = new_delivered, new_read
+        delivered_after = Lowest.of(conv.members.values(), "delivered")
+        read_after = Lowest.of(conv.members.values(), "read")
+        updates = []
+        for viewer in conv.members.values():
+            v = viewer.user_id
+            seen_delivered = delivered_after.excluding(v)
+            seen_read = read_after.excluding(v)
+            if ((v == user_id and read_moved)
+                    or seen_delivered != delivered_before.excluding(v)
+                    or seen_read != read_before.excluding(v)):
+                updates.append((v, StatusUpdate(conversation_id, conv.last_seq, seen_delivered,
+                                                seen_read, viewer.read)))
+        return updates
+
+    def status_for(self, user_id: str, conv: ConversationState) -> StatusUpdate:
+        delivered = Lowest.of(conv.members.values(), "delivered").excluding(user_id)
+        read = Lowest.of(conv.members.values(), "read").excluding(user_id)
+        return StatusUpdate(conv.conversation_id, conv.last_seq, delivered, read,
+                            conv.members[user_id].read)
+
+    # --- catch-up -----------------------------------------------------------------------------
+
+    def catchup_plan(self, user_id: str, sync: dict[str, int] | None) -> CatchupPlan:
+        """What a device connecting now is missing, in order of latest activity.
+
+        Without `sync`: everything after the user's own last_delivered_seq (the server's
+        pending-deliveries view). With `sync`: everything after the client's own last seq for
+        the conversations it lists, and the latest `history_on_new_device` of the others.
+        Conversations the client lists but is not a member of are ignored: it learns nothing."""
+        ranges: list[CatchupRange] = []
+        statuses: list[StatusUpdate] = []
+        upto: dict[str, int] = {}
+        for conv in self.conversations_of(user_id):
+            me = conv.members[user_id]
+            if sync is None:
+                lo = me.delivered
+            elif conv.conversation_id in sync:
+                lo = sync[conv.conversation_id]
+            else:
+                lo = conv.last_seq - self.history_on_new_device
+            lo = max(lo, me.joined_seq)
+            if conv.last_seq > lo:
+                ranges.append(CatchupRange(conv.conversation_id, lo, conv.last_seq))
+            statuses.append(self.status_for(user_id, conv))
+            upto[conv.conversation_id] = conv.last_seq
+        return CatchupPlan(ranges, statuses, upto)
+
+    def unread(self, user_id: str, conv: ConversationState) -> int:
+        return max(0, conv.last_seq - max(conv.members[user_id].read,
+                                          conv.members[user_id].joined_seq))

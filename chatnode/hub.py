@@ -1,0 +1,140 @@
+"""Live sessions and fan-out: user -> sessions, each with a bounded outbox.
+
+Publishing never blocks and never waits on a socket: a frame is encoded once per codec, put in
+each session's outbox, and a session whose outbox is full is closed with 4008 (it catches up on
+reconnect, so nothing is lost and nobody else slows down). While a session is catching up, its
+live frames are held and released after the catch-up, above what the catch-up sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import trio
+
+from .protocol import Codec, Message, ServerFrame, encode
+
+log = logging.getLogger("chatnode.hub")
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_SILENT = 4000
+CLOSE_UNAUTHENTICATED = 4001
+CLOSE_TOO_SLOW = 4008
+
+Encoded = str | bytes
+
+# Sends one connection may have queued but not yet committed; past this its reader waits for
+# the writer, which slows only that client.
+MAX_SENDS_IN_FLIGHT = 256
+
+
+def encode_for(frame: ServerFrame, codec: Codec) -> Encoded:
+    """JSON goes out as text frames (str), MessagePack as binary frames (bytes)."""
+    data = encode(frame, codec)
+    return data.decode() if codec == "json" else data
+
+
+class Session:
+    """One WebSocket of one device. The socket itself lives in the web layer; the hub only
+    sees this: an outbox, and a way to ask the session to close."""
+
+    def __init__(self, user_id: str, device_id: str, codec: Codec, outbox_frames: int) -> None:
+        self.user_id = user_id
+        self.device_id = device_id
+        self.codec: Codec = codec
+        self.capacity = outbox_frames
+        self.outbox_send, self.outbox_receive = trio.open_memory_channel[Encoded](outbox_frames)
+        self.holding = True
+        self.held: list[ServerFrame] = []
+        self.close_code: int | None = None
+        self.cancel_scope = trio.CancelScope()
+        self.send_slots = trio.Semaphore(MAX_SENDS_IN_FLIGHT)
+
+    def push(self, frame: ServerFrame, encoded: Encoded | None = None) -> None:
+        """Queue a frame for this session without waiting; a full outbox closes it (4008)."""
+        if self.close_code is not None:
+            return
+        if self.holding:
+            if len(self.held) >= self.capacity:
+                self.close(CLOSE_TOO_SLOW)
+            else:
+                self.held.append(frame)
+            return
+        self._queue(encoded if encoded is not None else encode_for(frame, self.codec))
+
+    def _queue(self, data: Encoded) -> None:
+        try:
+            self.outbox_send.send_nowait(data)
+        except trio.WouldBlock:
+            log.info("session of %s too slow, closing with 4008", self.user_id)
+            self.close(CLOSE_TOO_SLOW)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    async def push_waiting(self, frame: ServerFrame) -> None:
+        """Queue a catch-up frame, waiting for room: the catch-up may be slow, never lossy."""
+        await self.outbox_send.send(encode_for(frame, self.codec))
+
+    def release_held(self, upto: dict[str, int]) -> None:
+        """End the catch-up: queue the frames held meanwhile, dropping messages the catch-up
+        already carried (seq at or below the plan's last_seq of their conversation)."""
+        held, self.held, self.holding = self.held, [], False
+        for frame in held:
+            if isinstance(frame, Message) and frame.seq <= upto.get(frame.conversation_id, 0):
+                continue
+            self.push(frame)
+
+    def close(self, code: int) -> None:
+        if self.close_code is None:
+            self.close_code = code
+        self.cancel_scope.cancel()
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._by_user: dict[str, set[Session]] = {}
+
+    def register(self, session: Session) -> None:
+        self._by_user.setdefault(session.user_id, set()).add(session)
+
+    def unregister(self, session: Session) -> None:
+        sessions = self._by_user.get(session.user_id)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self._by_user[session.user_id]
+
+    def is_online(self, user_id: str) -> bool:
+        return user_id in self._by_user
+
+    def session_count(self) -> int:
+        return sum(len(s) for s in self._by_user.values())
+
+    def publish(self, user_ids: Iterable[str], frame: ServerFrame,
+                exclude: Session | None = None) -> None:
+        """Put `frame` in the outbox of every live session of these users, encoding it at most
+        once per codec."""
+        encoded: dict[Codec, Encoded] = {}
+        for user_id in user_ids:
+            for session in self._by_user.get(user_id, ()):
+                if session is exclude:
+                    continue
+                if session.holding:
+                    session.push(frame)
+                    continue
+                data = encoded.get(session.codec)
+                if data is None:
+                    data = encoded[session.codec] = encode_for(frame, session.codec)
+                session.push(frame, data)
+
+    def close_device(self, device_id: str, code: int) -> None:
+        for sessions in list(self._by_user.values()):
+            for session in list(sessions):
+                if session.device_id == device_id:
+                    session.close(code)
+
+    def close_all(self, code: int) -> None:
+        for sessions in list(self._by_user.values()):
+            for session in list(sessions):
+                session.close(code)

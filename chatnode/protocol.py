@@ -1,0 +1,362 @@
+"""Every frame and REST body of the wire protocol (PROTOCOL.md), as typed msgspec structs.
+
+This module is the single source of truth for what crosses the wire: one decode validates and
+builds a typed frame, for JSON and MessagePack alike, and `json_schema()` exports the same
+definitions for client authors. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+SUBPROTOCOL_JSON = "chatnode.v1.json"
+SUBPROTOCOL_MSGPACK = "chatnode.v1.msgpack"
+Codec = Literal["json", "msgpack"]
+
+# Field shapes, shared by frames and REST bodies.
+Id = Annotated[str, Meta(min_length=1, max_length=64)]
+ClientMsgId = Annotated[str, Meta(min_length=1, max_length=128)]
+Seq = Annotated[int, Meta(ge=0, le=2**53)]
+Username = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+Password = Annotated[str, Meta(min_length=8, max_length=1024)]
+DisplayName = Annotated[str, Meta(min_length=1, max_length=64)]
+MessageKind = Literal["text", "media", "reaction", "edit", "delete"]
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+class ErrorCode:
+    BAD_FRAME = "bad_frame"
+    INVALID = "invalid"
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    TOO_LARGE = "too_large"
+    RATE_LIMITED = "rate_limited"
+    INVALID_SEQ = "invalid_seq"
+    CONFLICT = "conflict"
+    REGISTRATION_CLOSED = "registration_closed"
+    INTERNAL = "internal"
+
+
+HTTP_STATUS = {
+    ErrorCode.BAD_FRAME: 400,
+    ErrorCode.INVALID: 400,
+    ErrorCode.INVALID_SEQ: 400,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.REGISTRATION_CLOSED: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.TOO_LARGE: 413,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.INTERNAL: 500,
+}
+
+
+class ChatError(Exception):
+    """A refusal the client is told about; it never changes state."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        ref: str | None = None,
+        retry_after_ms: int | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+        self.retry_after_ms = retry_after_ms
+        self.http_status = http_status or HTTP_STATUS[code]
+
+    def frame(self) -> Error:
+        return Error(
+            code=self.code, message=self.message, ref=self.ref, retry_after_ms=self.retry_after_ms
+        )
+
+
+# --- client -> server ------------------------------------------------------------------------
+
+class ClientFrame(Struct, tag_field="type", forbid_unknown_fields=False):
+    pass
+
+
+class Hello(ClientFrame, tag="hello"):
+    token: Annotated[str, Meta(min_length=1, max_length=256)]
+    sync: dict[Id, Seq] | None = None
+    client: Annotated[str, Meta(max_length=128)] | None = None
+
+
+class Send(ClientFrame, tag="send"):
+    conversation_id: Id
+    client_msg_id: ClientMsgId
+    body: str = ""
+    kind: MessageKind = "text"
+    media_id: Id | None = None
+    reply_to: Seq | None = None
+    target: Seq | None = None
+
+
+class Delivered(ClientFrame, tag="delivered"):
+    conversation_id: Id
+    seq: Seq
+
+
+class Read(ClientFrame, tag="read"):
+    conversation_id: Id
+    seq: Seq
+
+
+class Typing(ClientFrame, tag="typing"):
+    conversation_id: Id
+
+
+class Ping(ClientFrame, tag="ping"):
+    id: Annotated[str, Meta(max_length=128)] | int | None = None
+
+
+AnyClientFrame = Hello | Send | Delivered | Read | Typing | Ping
+
+
+# --- server -> client ------------------------------------------------------------------------
+
+class ServerFrame(Struct, tag_field="type", omit_defaults=True):
+    pass
+
+
+class Welcome(ServerFrame, tag="welcome"):
+    user_id: str
+    device_id: str
+    server_time: int
+    heartbeat_s: int
+
+
+class Message(ServerFrame, tag="message"):
+    conversation_id: str
+    seq: int
+    sender_id: str
+    client_msg_id: str
+    kind: str
+    body: str
+    ts: int
+    media_id: str | None = None
+    reply_to: int | None = None
+    target: int | None = None
+
+
+class Sent(ServerFrame, tag="sent"):
+    conversation_id: str
+    client_msg_id: str
+    seq: int
+    ts: int
+
+
+class StatusUpdate(ServerFrame, tag="status_update"):
+    conversation_id: str
+    last_seq: int
+    last_delivered_seq: int
+    last_read_seq: int
+    my_read_seq: int
+
+
+class Synced(ServerFrame, tag="synced"):
+    conversations: int
+    messages: int
+
+
+class MemberInfo(Struct):
+    user_id: str
+    role: str
+
+
+class ConversationFrame(ServerFrame, tag="conversation"):
+    conversation_id: str
+    kind: str
+    name: str | None
+    members: list[MemberInfo]
+    last_seq: int
+
+
+class Presence(ServerFrame, tag="presence"):
+    user_id: str
+    online: bool
+    last_seen: int | None
+
+
+class TypingEvent(ServerFrame, tag="typing"):
+    conversation_id: str
+    user_id: str
+    typing: bool
+
+
+class Error(ServerFrame, tag="error"):
+    code: str
+    message: str
+    ref: str | None = None
+    retry_after_ms: int | None = None
+
+
+class Pong(ServerFrame, tag="pong"):
+    id: str | int | None = None
+
+
+AnyServerFrame = (
+    Welcome | Message | Sent | StatusUpdate | Synced | ConversationFrame | Presence | TypingEvent
+    | Error | Pong
+)
+
+
+# --- REST bodies -----------------------------------------------------------------------------
+
+class RegisterRequest(Struct):
+    username: Username
+    password: Password
+    display_name: DisplayName | None = None
+
+
+class LoginRequest(Struct):
+    username: Annotated[str, Meta(min_length=1, max_length=64)]
+    password: Annotated[str, Meta(min_length=1, max_length=1024)]
+    device_name: Annotated[str, Meta(max_length=64)] | None = None
+
+
+class CreateConversationRequest(Struct):
+    kind: Literal["direct", "group"]
+    members: Annotated[list[Id], Meta(max_length=10_000)]
+    name: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+
+
+class SendRequest(Struct):
+    """POST /conversations/{id}/messages: a `send` frame whose conversation is in the path."""
+
+    client_msg_id: ClientMsgId
+    body: str = ""
+    kind: MessageKind = "text"
+    media_id: Id | None = None
+    reply_to: Seq | None = None
+    target: Seq | None = None
+
+
+class AuthResponse(Struct):
+    user_id: str
+    token: str
+    device_id: str
+
+
+class UserInfo(Struct):
+    user_id: str
+    username: str
+    display_name: str
+
+
+class ConversationInfo(Struct):
+    conversation_id: str
+    kind: str
+    name: str | None
+    members: list[MemberInfo]
+    last_seq: int
+    last_delivered_seq: int
+    last_read_seq: int
+    my_read_seq: int
+    unread: int
+    last_message: Message | None
+
+
+class ConversationList(Struct):
+    conversations: list[ConversationInfo]
+
+
+class HistoryPage(Struct):
+    messages: list[Message]
+    has_more: bool
+
+
+class ErrorBody(Struct):
+    code: str
+    message: str
+
+
+class ErrorResponse(Struct):
+    error: ErrorBody
+
+
+# --- codecs ----------------------------------------------------------------------------------
+
+_json_encoder = msgspec.json.Encoder()
+_msgpack_encoder = msgspec.msgpack.Encoder()
+_json_decoder = msgspec.json.Decoder(AnyClientFrame)
+_msgpack_decoder = msgspec.msgpack.Decoder(AnyClientFrame)
+_json_any = msgspec.json.Decoder()
+_msgpack_any = msgspec.msgpack.Decoder()
+
+
+def encode(frame: ServerFrame, codec: Codec) -> bytes:
+    if codec == "json":
+        return _json_encoder.encode(frame)
+    return _msgpack_encoder.encode(frame)
+
+
+def encode_json(value: Any) -> bytes:
+    return _json_encoder.encode(value)
+
+
+def decode_client_frame(data: bytes | str, codec: Codec) -> AnyClientFrame:
+    """Decode and validate one client frame, or raise ChatError (bad_frame / invalid).
+
+    `ref` is filled from the raw map when possible, so a client can match the error to the
+    frame it sent even when that frame did not validate.
+    """
+    decoder = _json_decoder if codec == "json" else _msgpack_decoder
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        if text.startswith("Expected `object`"):
+            raise ChatError(ErrorCode.BAD_FRAME, "a frame must be a map") from None
+        raise ChatError(ErrorCode.INVALID, text, ref=_ref_of(data, codec)) from None
+    except msgspec.DecodeError as exc:
+        raise ChatError(ErrorCode.BAD_FRAME, f"not decodable: {exc}") from None
+
+
+def _ref_of(data: bytes | str, codec: Codec) -> str | None:
+    try:
+        raw = (_json_any if codec == "json" else _msgpack_any).decode(data)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    for key in ("client_msg_id", "type"):
+        value = raw.get(key)
+        if isinstance(value, str) and len(value) <= 128:
+            return value
+    return None
+
+
+def decode_body(data: bytes, type_: type[Any]) -> Any:
+    """Decode a REST JSON body into `type_`, or raise ChatError naming what is wrong."""
+    try:
+        return msgspec.json.decode(data, type=type_)
+    except msgspec.ValidationError as exc:
+        raise ChatError(ErrorCode.INVALID, str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ChatError(ErrorCode.BAD_FRAME, f"body is not JSON: {exc}") from None
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of every frame and REST body, for people writing their own clients."""
+    (client, server), components = msgspec.json.schema_components(
+        [AnyClientFrame, AnyServerFrame], ref_template="#/$defs/{name}"
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "chatnode wire protocol v1",
+        "$defs": components,
+        "properties": {"client_frame": client, "server_frame": server},
+    }

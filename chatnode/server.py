@@ -1,0 +1,103 @@
+"""The node process: store, engine, hub and HTTP server in one trio nursery, and its shutdown.
+
+On SIGINT or SIGTERM the node closes every session with 1001 (so no new frame is taken),
+lets hypercorn finish what is in flight, commits everything already queued, and returns.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+import hypercorn.trio
+import trio
+from hypercorn.config import Config as HypercornConfig
+
+from .accounts import Accounts
+from .config import Config
+from .engine import Engine
+from .hub import CLOSE_GOING_AWAY, Hub
+from .metrics import Metrics
+from .service import ChatService
+from .store import SqliteStore
+from .web.app import build_app
+
+log = logging.getLogger("chatnode")
+
+LOCK_FILE = "chatnode.lock"
+# Frames above frame_bytes get a `too_large` error and the session goes on; hypercorn itself
+# drops the connection (1009) only for frames this many times larger, so memory stays bounded.
+HARD_FRAME_FACTOR = 16
+
+
+class DataDirInUse(Exception):
+    pass
+
+
+@contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """Own the data directory for the life of the process. flock is released by the kernel
+    when the process dies, so a lock left by `kill -9` never blocks a restart."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            raise DataDirInUse(
+                f"the data directory {data_dir} is in use by a running chatnode (pid {holder});"
+                " stop it first or choose another --data-dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def hypercorn_config(config: Config) -> HypercornConfig:
+    hc = HypercornConfig()
+    hc.bind = [f"{config.host}:{config.port}"]
+    hc.websocket_max_message_size = config.limits.frame_bytes * HARD_FRAME_FACTOR
+    hc.graceful_timeout = 3
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    return hc
+
+
+async def serve(config: Config, announce: Callable[[str], None] = print) -> None:
+    data_dir = Path(config.data_dir)
+    with data_dir_lock(data_dir):
+        metrics = Metrics()
+        store = SqliteStore(data_dir, config.durability, on_batch=metrics.observe_batch)
+        engine = Engine(store.load_conversations(), body_chars=config.limits.body_chars,
+                        history_on_new_device=config.history_on_new_device)
+        hub = Hub()
+        service = ChatService(store, engine, hub, metrics, heartbeat_s=config.heartbeat_s,
+                              group_members=config.limits.group_members)
+        accounts = Accounts(store, registration_open=config.registration == "open")
+        app = build_app(service, accounts, hub, frame_bytes=config.limits.frame_bytes,
+                        outbox_frames=config.outbox_frames)
+        stopping = trio.Event()
+        store.start()
+        try:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async with trio.open_nursery() as nursery:
+                    binds = await nursery.start(partial(
+                        hypercorn.trio.serve, app, hypercorn_config(config),
+                        shutdown_trigger=stopping.wait))
+                    announce(f"chatnode listening on {binds[0]} (data in {data_dir})")
+                    async for signum in signals:
+                        log.info("received %s, shutting down", signal.Signals(signum).name)
+                        break
+                    hub.close_all(CLOSE_GOING_AWAY)
+                    stopping.set()
+        finally:
+            await store.close()
+        log.info("stopped")

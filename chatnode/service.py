@@ -1,0 +1,201 @@
+"""The chat operations that /ws and REST share: catch-up, send, markers, conversations, history.
+
+Each write follows the one-way path: the engine checks, the store commits, and only then, in
+the writer's commit order, the engine takes the fact in and the hub fans out what it returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .engine import ConversationState, Engine
+from .hub import Hub, Session
+from .metrics import Metrics
+from .protocol import (
+    ChatError,
+    ConversationInfo,
+    CreateConversationRequest,
+    ErrorCode,
+    HistoryPage,
+    Send,
+    Sent,
+    Synced,
+    Welcome,
+)
+from .store import Job, SqliteStore, StoreUnavailable, now_ms
+from .store import sqlite as sql
+
+log = logging.getLogger("chatnode.service")
+
+HISTORY_MAX_LIMIT = 200
+
+
+class ChatService:
+    def __init__(self, store: SqliteStore, engine: Engine, hub: Hub, metrics: Metrics, *,
+                 heartbeat_s: int, group_members: int) -> None:
+        self.store = store
+        self.engine = engine
+        self.hub = hub
+        self.metrics = metrics
+        self.heartbeat_s = heartbeat_s
+        self.group_members = group_members
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    async def open_session(self, session: Session, sync: dict[str, int] | None) -> None:
+        """welcome, the catch-up, synced; then the session goes live.
+
+        The session is registered (holding its live frames) and the plan is made in the same
+        step, with no await between: every message committed before is in the plan's ranges,
+        every one after is held, so the cut is exact."""
+        started = time.perf_counter()
+        await session.push_waiting(Welcome(session.user_id, session.device_id, now_ms(),
+                                           self.heartbeat_s))
+        self.hub.register(session)
+        self.metrics.sessions.inc()
+        plan = self.engine.catchup_plan(session.user_id, sync)
+        count = 0
+        async for chunk in self.store.stream_ranges(plan.ranges):
+            for message in chunk:
+                await session.push_waiting(message)
+            count += len(chunk)
+        for status in plan.statuses:
+            await session.push_waiting(status)
+        await session.push_waiting(Synced(len(plan.statuses), count))
+        session.release_held(plan.upto)
+        self.metrics.catchup_seconds.observe(time.perf_counter() - started)
+
+    def close_session(self, session: Session) -> None:
+        self.hub.unregister(session)
+        self.metrics.sessions.dec()
+
+    # --- sending ------------------------------------------------------------------------------
+
+    def submit_send(self, user_id: str, frame: Send, origin: Session | None) -> Job:
+        """Queue a send; the origin session gets `sent` (or an error) once it is committed.
+
+        Queuing never waits, so one connection's sends are committed in the order they
+        arrived, and a client may pipeline them."""
+        self.engine.check_send(user_id, frame)
+        return self.store.submit(
+            sql.append_message, frame.conversation_id, user_id, frame.client_msg_id,
+            frame.kind, frame.body, frame.media_id, frame.reply_to, frame.target,
+            on_done=lambda job: self._send_done(job, origin, frame.client_msg_id),
+        )
+
+    def _send_done(self, job: Job, origin: Session | None, client_msg_id: str) -> None:
+        if origin is not None:
+            origin.send_slots.release()
+        if job.error is not None:
+            if origin is not None:
+                origin.push(self.error_for(job.error, client_msg_id).frame())
+            return
+        message, created = job.result
+        if created:
+            self.metrics.messages.inc()
+            recipients = self.engine.apply_message(message)
+            self.hub.publish(recipients, message, exclude=origin)
+        if origin is not None:
+            origin.push(Sent(message.conversation_id, message.client_msg_id, message.seq,
+                             message.ts))
+
+    def error_for(self, error: BaseException, ref: str | None) -> ChatError:
+        """What a client is told about a failed write."""
+        if isinstance(error, ChatError):
+            return error
+        if isinstance(error, StoreUnavailable):
+            return ChatError(ErrorCode.INTERNAL, "the store cannot be written right now;"
+                             " nothing was stored, retry later", ref=ref, http_status=503)
+        log.error("write failed: %r", error)
+        return ChatError(ErrorCode.INTERNAL, "internal error; nothing was stored", ref=ref)
+
+    # --- markers ------------------------------------------------------------------------------
+
+    def submit_marker(self, user_id: str, conversation_id: str, seq: int, read: bool,
+                      origin: Session | None) -> None:
+        """`delivered` or `read` (which implies delivered) up to `seq`; a no-op below the
+        current marker. Affected sessions get their status_update after the commit."""
+        if not self.engine.check_marker(user_id, conversation_id, seq, read):
+            return
+        self.store.submit(
+            sql.advance_markers, conversation_id, user_id, seq, seq if read else 0,
+            on_done=lambda job: self._marker_done(job, conversation_id, user_id, seq, read,
+                                                  origin),
+        )
+
+    def _marker_done(self, job: Job, conversation_id: str, user_id: str, seq: int, read: bool,
+                     origin: Session | None) -> None:
+        if job.error is not None:
+            if origin is not None:
+                origin.push(self.error_for(job.error, "read" if read else "delivered").frame())
+            return
+        updates = self.engine.apply_markers(conversation_id, user_id, seq, seq if read else 0)
+        for viewer, status in updates:
+            self.hub.publish((viewer,), status)
+
+    # --- conversations ------------------------------------------------------------------------
+
+    async def create_conversation(self, user_id: str, request: CreateConversationRequest
+                                  ) -> tuple[ConversationInfo, bool]:
+        others = list(dict.fromkeys(m for m in request.members if m != user_id))
+        name = request.name
+        if request.kind == "direct":
+            if len(others) != 1:
+                raise ChatError(ErrorCode.INVALID,
+                                "members: a direct conversation has exactly one other member")
+            name = None
+        elif len(others) + 1 > self.group_members:
+            raise ChatError(ErrorCode.TOO_LARGE,
+                            f"members: a group has at most {self.group_members} members")
+        found = await self.store.read(sql.existing_user_ids, others)
+        missing = [m for m in others if m not in found]
+        if missing:
+            raise ChatError(ErrorCode.NOT_FOUND, f"members: no such user: {', '.join(missing)}")
+        job = self.store.submit(sql.insert_conversation, request.kind, name, user_id, others,
+                                on_done=self._conversation_done)
+        record, created = await job.wait()
+        conv = self.engine.conversations[record.conversation_id]
+        return await self.conversation_info(user_id, conv), created
+
+    def _conversation_done(self, job: Job) -> None:
+        if job.error is not None:
+            return
+        record, created = job.result
+        if created:
+            conv = self.engine.add_conversation(record)
+            self.hub.publish(conv.members, self.engine.conversation_frame(conv))
+
+    async def conversation_info(self, user_id: str, conv: ConversationState) -> ConversationInfo:
+        return (await self._infos(user_id, [conv]))[0]
+
+    async def list_conversations(self, user_id: str) -> list[ConversationInfo]:
+        return await self._infos(user_id, self.engine.conversations_of(user_id))
+
+    async def _infos(self, user_id: str, convs: list[ConversationState]
+                     ) -> list[ConversationInfo]:
+        last = await self.store.read(sql.last_messages, [
+            (c.conversation_id, c.last_seq) for c in convs
+            if c.last_seq > c.members[user_id].joined_seq])
+        infos = []
+        for conv in convs:
+            status = self.engine.status_for(user_id, conv)
+            frame = self.engine.conversation_frame(conv)
+            infos.append(ConversationInfo(
+                conversation_id=conv.conversation_id, kind=conv.kind, name=conv.name,
+                members=frame.members, last_seq=conv.last_seq,
+                last_delivered_seq=status.last_delivered_seq,
+                last_read_seq=status.last_read_seq, my_read_seq=status.my_read_seq,
+                unread=self.engine.unread(user_id, conv),
+                last_message=last.get(conv.conversation_id)))
+        return infos
+
+    async def history(self, user_id: str, conversation_id: str, *, before: int | None,
+                      after: int | None, limit: int) -> HistoryPage:
+        conv = self.engine.conversation_for(user_id, conversation_id)
+        if not 1 <= limit <= HISTORY_MAX_LIMIT:
+            raise ChatError(ErrorCode.INVALID, f"limit must be 1 to {HISTORY_MAX_LIMIT}")
+        messages, has_more = await self.store.read(
+            sql.history, conversation_id, before=before, after=after, limit=limit,
+            min_seq=conv.members[user_id].joined_seq)
+        return HistoryPage(messages, has_more)

@@ -1,0 +1,52 @@
+"""What the store hands back: plain typed records, no behaviour.
+
+Messages are returned as `protocol.Message`: a log row and the `message` frame have exactly the
+same fields, so one struct serves both and nothing is copied on the catch-up path.
+"""
+
+from __future__ import annotations
+
+from msgspec import Struct
+
+
+class UserRecord(Struct):
+    user_id: str
+    username: str
+    display_name: str
+    password_hash: str
+    disabled: bool
+    created_at: int
+    last_seen: int | None
+
+
+class DeviceAuth(Struct):
+    """Who a token belongs to."""
+
+    device_id: str
+    user_id: str
+    disabled: bool
+
+
+class MemberRecord(Struct):
+    user_id: str
+    role: str
+    joined_seq: int
+    last_delivered_seq: int
+    last_read_seq: int
+
+
+class ConversationRecord(Struct):
+    conversation_id: str
+    kind: str
+    name: str | None
+    last_seq: int
+    last_activity: int
+    members: list[MemberRecord]
+
+
+class CatchupRange(Struct, array_like=True):
+    """Messages (lo, hi] of one conversation: hi - lo rows, since seqs have no gaps."""
+
+    conversation_id: str
+    lo: int
+    hi: int

@@ -1,0 +1,446 @@
+"""The SQLite store: every SQL statement chatnode runs lives in this file.
+
+The plain functions at the top take a connection and do one thing; the node runs the writing
+ones inside the group-commit writer thread and the reading ones on a pool of read connections,
+and the admin CLI runs them directly on a connection of its own (SQLite's WAL lets it write
+while a node is running on the same file; `busy_timeout` makes it wait its turn).
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import trio
+
+from ..protocol import ChatError, ErrorCode, Message
+from .records import CatchupRange, ConversationRecord, DeviceAuth, MemberRecord, UserRecord
+from .writer import GroupCommitWriter, Job
+
+DB_FILE = "chatnode.db"
+SCHEMA_VERSION = 1
+READ_CHUNK_ROWS = 1000
+Durability = Literal["full", "normal"]
+
+_MESSAGE_COLUMNS = (
+    "conversation_id, seq, sender_id, client_msg_id, kind, body, ts, media_id, reply_to, target"
+)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def _message(row: tuple[Any, ...]) -> Message:
+    return Message(*row)
+
+
+# --- connections and schema ------------------------------------------------------------------
+
+def connect(path: Path, *, durability: Durability = "full", read_only: bool = False
+            ) -> sqlite3.Connection:
+    """A connection in autocommit mode: transactions are explicit (BEGIN ... COMMIT)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL syncs the WAL on every commit: an acknowledged message survives power loss.
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if read_only:
+        conn.execute("PRAGMA query_only = 1")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the data directory has schema version {version}; this chatnode knows up to "
+            f"{SCHEMA_VERSION}: upgrade chatnode"
+        )
+    if version == 0:
+        schema = resources.files("chatnode.store").joinpath("schema.sql").read_text()
+        conn.executescript(f"BEGIN IMMEDIATE; {schema}; PRAGMA user_version = 1; COMMIT;")
+
+
+def open_database(data_dir: Path, durability: Durability = "full") -> sqlite3.Connection:
+    """Open (creating if needed) the database of a data directory, migrated to this version."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    conn = connect(data_dir / DB_FILE, durability=durability)
+    migrate(conn)
+    return conn
+
+
+# --- users and devices -----------------------------------------------------------------------
+
+_USER_COLUMNS = (
+    "user_id, username, display_name, password_hash, disabled, created_at, last_seen"
+)
+
+
+def insert_user(conn: sqlite3.Connection, username: str, display_name: str | None,
+                password_hash: str) -> UserRecord:
+    user = UserRecord(new_id("u"), username.lower(), display_name or username, password_hash,
+                      False, now_ms(), None)
+    try:
+        conn.execute(
+            f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (user.user_id, user.username, user.display_name, user.password_hash, 0,
+             user.created_at, None),
+        )
+    except sqlite3.IntegrityError:
+        raise ChatError(ErrorCode.CONFLICT, f"username {username!r} is taken") from None
+    return user
+
+
+def _user(row: tuple[Any, ...] | None) -> UserRecord | None:
+    if row is None:
+        return None
+    return UserRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
+
+
+def user_by_name(conn: sqlite3.Connection, username: str) -> UserRecord | None:
+    return _user(conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username.lower(),)
+    ).fetchone())
+
+
+def user_by_id(conn: sqlite3.Connection, user_id: str) -> UserRecord | None:
+    return _user(conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = ?", (user_id,)
+    ).fetchone())
+
+
+def existing_user_ids(conn: sqlite3.Connection, user_ids: Iterable[str]) -> set[str]:
+    """The ids among `user_ids` that name an enabled user."""
+    ids = list(user_ids)
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        found.update(row[0] for row in conn.execute(
+            f"SELECT user_id FROM users WHERE disabled = 0 AND user_id IN ({marks})", chunk))
+    return found
+
+
+def list_users(conn: sqlite3.Connection) -> list[UserRecord]:
+    rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username").fetchall()
+    return [u for u in map(_user, rows) if u is not None]
+
+
+def set_user_disabled(conn: sqlite3.Connection, username: str, disabled: bool) -> bool:
+    cursor = conn.execute(
+        "UPDATE users SET disabled = ? WHERE username = ?", (int(disabled), username.lower())
+    )
+    return cursor.rowcount == 1
+
+
+def insert_device(conn: sqlite3.Connection, user_id: str, name: str | None,
+                  token_hash: bytes) -> str:
+    device_id = new_id("d")
+    conn.execute(
+        "INSERT INTO devices (device_id, user_id, token_hash, name, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (device_id, user_id, token_hash, name, now_ms()),
+    )
+    return device_id
+
+
+def device_by_token_hash(conn: sqlite3.Connection, token_hash: bytes) -> DeviceAuth | None:
+    row = conn.execute(
+        "SELECT d.device_id, d.user_id, u.disabled FROM devices AS d JOIN users AS u"
+        " USING (user_id) WHERE d.token_hash = ? AND d.revoked_at IS NULL",
+        (token_hash,),
+    ).fetchone()
+    return None if row is None else DeviceAuth(row[0], row[1], bool(row[2]))
+
+
+def revoke_device(conn: sqlite3.Connection, device_id: str) -> None:
+    conn.execute(
+        "UPDATE devices SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL",
+        (now_ms(), device_id),
+    )
+
+
+def users_info(conn: sqlite3.Connection, user_ids: Iterable[str]) -> dict[str, UserRecord]:
+    ids = list(user_ids)
+    result: dict[str, UserRecord] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE user_id IN ({marks})", chunk):
+            user = _user(row)
+            assert user is not None
+            result[user.user_id] = user
+    return result
+
+
+# --- conversations ---------------------------------------------------------------------------
+
+def _direct_key(a: str, b: str) -> str:
+    return "|".join(sorted((a, b)))
+
+
+def _members_of(conn: sqlite3.Connection, conversation_id: str) -> list[MemberRecord]:
+    return [MemberRecord(*row) for row in conn.execute(
+        "SELECT user_id, role, joined_seq, last_delivered_seq, last_read_seq FROM members"
+        " WHERE conversation_id = ? ORDER BY joined_seq, user_id",
+        (conversation_id,),
+    )]
+
+
+def conversation_by_id(conn: sqlite3.Connection, conversation_id: str
+                       ) -> ConversationRecord | None:
+    row = conn.execute(
+        "SELECT conversation_id, kind, name, last_seq, last_activity FROM conversations"
+        " WHERE conversation_id = ?", (conversation_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return ConversationRecord(*row, members=_members_of(conn, conversation_id))
+
+
+def insert_conversation(conn: sqlite3.Connection, kind: str, name: str | None, creator: str,
+                        others: list[str]) -> tuple[ConversationRecord, bool]:
+    """Create a conversation; for a direct pair that already has one, return that instead."""
+    direct_key = _direct_key(creator, others[0]) if kind == "direct" else None
+    if direct_key is not None:
+        row = conn.execute(
+            "SELECT conversation_id FROM conversations WHERE direct_key = ?", (direct_key,)
+        ).fetchone()
+        if row is not None:
+            existing = conversation_by_id(conn, row[0])
+            assert existing is not None
+            return existing, False
+    conversation_id = new_id("c")
+    ts = now_ms()
+    conn.execute(
+        "INSERT INTO conversations (conversation_id, kind, name, direct_key, last_activity,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (conversation_id, kind, name, direct_key, ts, ts),
+    )
+    creator_role = "admin" if kind == "group" else "member"
+    conn.executemany(
+        "INSERT INTO members (conversation_id, user_id, role) VALUES (?, ?, ?)",
+        [(conversation_id, creator, creator_role)]
+        + [(conversation_id, user_id, "member") for user_id in others],
+    )
+    created = conversation_by_id(conn, conversation_id)
+    assert created is not None
+    return created, True
+
+
+def all_conversations(conn: sqlite3.Connection) -> list[ConversationRecord]:
+    """Every conversation with its members: the node's in-memory state at start."""
+    conversations = {
+        row[0]: ConversationRecord(*row, members=[])
+        for row in conn.execute(
+            "SELECT conversation_id, kind, name, last_seq, last_activity FROM conversations")
+    }
+    for row in conn.execute(
+            "SELECT conversation_id, user_id, role, joined_seq, last_delivered_seq, last_read_seq"
+            " FROM members ORDER BY conversation_id, joined_seq, user_id"):
+        conversations[row[0]].members.append(MemberRecord(*row[1:]))
+    return list(conversations.values())
+
+
+# --- messages and markers --------------------------------------------------------------------
+
+def message_by_client_id(conn: sqlite3.Connection, sender_id: str, client_msg_id: str
+                         ) -> Message | None:
+    row = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_msg_id = ?",
+        (sender_id, client_msg_id),
+    ).fetchone()
+    return None if row is None else _message(row)
+
+
+def append_message(conn: sqlite3.Connection, conversation_id: str, sender_id: str,
+                   client_msg_id: str, kind: str, body: str, media_id: str | None,
+                   reply_to: int | None, target: int | None) -> tuple[Message, bool]:
+    """Append to the log; a known (sender, client_msg_id) returns the original message instead.
+
+    The seq comes from the conversation row in the same transaction, so a rolled-back batch
+    gives its seqs back and the log never has a gap. The sender's own markers move up to the
+    new seq: whoever writes has the conversation open.
+    """
+    original = message_by_client_id(conn, sender_id, client_msg_id)
+    if original is not None:
+        return original, False
+    if conn.execute(
+            "SELECT 1 FROM members WHERE conversation_id = ? AND user_id = ?",
+            (conversation_id, sender_id)).fetchone() is None:
+        raise ChatError(ErrorCode.FORBIDDEN, "not a member of this conversation",
+                        ref=client_msg_id)
+    ts = now_ms()
+    (seq,) = conn.execute(
+        "UPDATE conversations SET last_seq = last_seq + 1, last_activity = ?"
+        " WHERE conversation_id = ? RETURNING last_seq",
+        (ts, conversation_id),
+    ).fetchone()
+    message = Message(conversation_id, seq, sender_id, client_msg_id, kind, body, ts,
+                      media_id, reply_to, target)
+    conn.execute(
+        f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (conversation_id, seq, sender_id, client_msg_id, kind, body, ts, media_id, reply_to,
+         target),
+    )
+    advance_markers(conn, conversation_id, sender_id, seq, seq)
+    return message, True
+
+
+def advance_markers(conn: sqlite3.Connection, conversation_id: str, user_id: str,
+                    delivered: int, read: int) -> None:
+    """Markers only move forward: max() in SQL, so a late or reordered update is harmless."""
+    conn.execute(
+        "UPDATE members SET last_delivered_seq = max(last_delivered_seq, ?, ?),"
+        " last_read_seq = max(last_read_seq, ?) WHERE conversation_id = ? AND user_id = ?",
+        (delivered, read, read, conversation_id, user_id),
+    )
+
+
+def read_ranges(conn: sqlite3.Connection, ranges: list[CatchupRange]) -> list[Message]:
+    """Messages of several (lo, hi] ranges in one statement: one index range read per range,
+    returned range by range in the order given, ascending seq within each."""
+    values = ",".join("(?, ?, ?, ?)" for _ in ranges)
+    params: list[Any] = []
+    for index, r in enumerate(ranges):
+        params += (index, r.conversation_id, r.lo, r.hi)
+    rows = conn.execute(
+        f"WITH r (i, cid, lo, hi) AS (VALUES {values})"
+        f" SELECT {', '.join('m.' + c for c in _MESSAGE_COLUMNS.split(', '))}"
+        " FROM r CROSS JOIN messages AS m"
+        " ON m.conversation_id = r.cid AND m.seq > r.lo AND m.seq <= r.hi"
+        " ORDER BY r.i, m.seq",
+        params,
+    ).fetchall()
+    return [_message(row) for row in rows]
+
+
+def history(conn: sqlite3.Connection, conversation_id: str, *, before: int | None,
+            after: int | None, limit: int, min_seq: int) -> tuple[list[Message], bool]:
+    """A page of the log. With `after`: the first `limit` above it; otherwise the latest
+    `limit` below `before` (or the end). `has_more` says whether the page stopped short in the
+    direction of paging. Nothing at or below `min_seq` (before the member joined) is shown."""
+    upper = before if before is not None else 2**62
+    if after is not None:
+        rows = conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?"
+            " AND seq > ? AND seq < ? ORDER BY seq LIMIT ?",
+            (conversation_id, max(after, min_seq), upper, limit + 1),
+        ).fetchall()
+        return [_message(r) for r in rows[:limit]], len(rows) > limit
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?"
+        " AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+        (conversation_id, min_seq, upper, limit + 1),
+    ).fetchall()
+    page = [_message(r) for r in reversed(rows[:limit])]
+    return page, len(rows) > limit
+
+
+def last_messages(conn: sqlite3.Connection, keys: list[tuple[str, int]]) -> dict[str, Message]:
+    """The message at `last_seq` of each conversation, one primary-key lookup each."""
+    result: dict[str, Message] = {}
+    for conversation_id, seq in keys:
+        row = conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?",
+            (conversation_id, seq),
+        ).fetchone()
+        if row is not None:
+            result[conversation_id] = _message(row)
+    return result
+
+
+def set_last_seen(conn: sqlite3.Connection, user_id: str, ts: int) -> None:
+    conn.execute("UPDATE users SET last_seen = ? WHERE user_id = ?", (ts, user_id))
+
+
+def touch_health(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('health', ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (str(now_ms()),),
+    )
+
+
+def plan_chunks(ranges: list[CatchupRange], rows: int = READ_CHUNK_ROWS
+                ) -> list[list[CatchupRange]]:
+    """Cut ranges into statements of at most `rows` rows. seqs have no gaps, so a range holds
+    exactly hi - lo messages and the cut is known before reading anything."""
+    chunks: list[list[CatchupRange]] = []
+    current: list[CatchupRange] = []
+    room = rows
+    for r in ranges:
+        lo = r.lo
+        while lo < r.hi:
+            take = min(r.hi - lo, room)
+            current.append(CatchupRange(r.conversation_id, lo, lo + take))
+            lo += take
+            room -= take
+            if room == 0:
+                chunks.append(current)
+                current, room = [], rows
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+# --- the node's store ------------------------------------------------------------------------
+
+class SqliteStore:
+    """The node's handle on its data: writes go through the group-commit writer, reads run on a
+    small pool of read connections in worker threads. This is the narrow interface a second
+    store (PostgreSQL) implements."""
+
+    def __init__(self, data_dir: Path, durability: Durability = "full", readers: int = 4,
+                 on_batch: Callable[[int, float], None] = lambda size, seconds: None) -> None:
+        self.path = data_dir / DB_FILE
+        self._write_conn = open_database(data_dir, durability)
+        self._writer = GroupCommitWriter(self._write_conn, on_batch)
+        self._readers = [connect(self.path, read_only=True) for _ in range(readers)]
+        self._read_limiter = trio.CapacityLimiter(readers)
+
+    def start(self) -> None:
+        self._writer.start()
+
+    async def close(self) -> None:
+        await self._writer.stop()
+        for conn in [*self._readers, self._write_conn]:
+            conn.close()
+
+    # writes
+
+    def submit(self, fn: Callable[..., Any], *args: Any,
+               on_done: Callable[[Job], None] | None = None) -> Job:
+        return self._writer.submit(fn, *args, on_done=on_done)
+
+    async def write(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self._writer.submit(fn, *args).wait()
+
+    # reads
+
+    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        async with self._read_limiter:
+            conn = self._readers.pop()
+            try:
+                return await trio.to_thread.run_sync(fn, conn, *args)
+            finally:
+                self._readers.append(conn)
+
+    async def stream_ranges(self, ranges: list[CatchupRange]) -> AsyncIterator[list[Message]]:
+        for chunk in plan_chunks(ranges):
+            yield await self.read(read_ranges, chunk)
+
+    def load_conversations(self) -> list[ConversationRecord]:
+        """Synchronous: used once at start, before anything is served."""
+        return all_conversations(self._write_conn)

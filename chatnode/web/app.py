@@ -1,0 +1,69 @@
+"""The ASGI app: REST routes, the /ws endpoint, and the protocol's error body for every failure."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from ..accounts import Accounts
+from ..hub import Hub
+from ..protocol import ChatError, ErrorBody, ErrorCode, ErrorResponse
+from ..service import ChatService
+from .rest import Api, json_response
+from .ws import WebSocketSession
+
+log = logging.getLogger("chatnode.web")
+
+_HTTP_CODES = {400: ErrorCode.INVALID, 401: ErrorCode.UNAUTHENTICATED, 403: ErrorCode.FORBIDDEN,
+               404: ErrorCode.NOT_FOUND, 405: ErrorCode.INVALID, 413: ErrorCode.TOO_LARGE}
+
+
+def error_response(code: str, message: str, status: int, headers: dict[str, str] | None = None
+                   ) -> Response:
+    response = json_response(ErrorResponse(ErrorBody(code, message)), status)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+async def _chat_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ChatError)
+    headers = None
+    if exc.retry_after_ms is not None:
+        headers = {"Retry-After": str(max(1, -(-exc.retry_after_ms // 1000)))}
+    return error_response(exc.code, exc.message, exc.http_status, headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, ErrorCode.INTERNAL)
+    message = "no such route" if exc.status_code == 404 else str(exc.detail)
+    return error_response(code, message, exc.status_code)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(ErrorCode.INTERNAL, "internal error", 500)
+
+
+def build_app(service: ChatService, accounts: Accounts, hub: Hub, *, frame_bytes: int,
+              outbox_frames: int) -> Starlette:
+    api = Api(service, accounts, hub, body_bytes=frame_bytes)
+
+    async def websocket_endpoint(websocket: WebSocket) -> None:
+        await WebSocketSession(websocket, service, accounts, frame_bytes, outbox_frames).run()
+
+    return Starlette(
+        routes=[*api.routes(), WebSocketRoute("/ws", websocket_endpoint)],
+        exception_handlers={
+            ChatError: _chat_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+    )

@@ -1,0 +1,186 @@
+"""REST routes under /api/v1, plus /healthz, /metrics and the protocol's JSON Schema.
+
+Handlers are thin: parse and validate with the protocol's structs, ask accounts or the chat
+service, encode the answer. Errors are ChatError, turned into the protocol's error body by the
+app's exception handler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import trio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..accounts import Accounts
+from ..hub import CLOSE_UNAUTHENTICATED, Hub
+from ..protocol import (
+    ChatError,
+    ConversationList,
+    CreateConversationRequest,
+    ErrorCode,
+    LoginRequest,
+    RegisterRequest,
+    Send,
+    SendRequest,
+    Sent,
+    decode_body,
+    encode_json,
+    json_schema,
+)
+from ..service import ChatService
+from ..store import DeviceAuth
+from ..store import sqlite as sql
+
+HEALTH_TIMEOUT_S = 5
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(encode_json(value), status_code=status, media_type="application/json")
+
+
+class Api:
+    def __init__(self, service: ChatService, accounts: Accounts, hub: Hub,
+                 body_bytes: int) -> None:
+        self.service = service
+        self.accounts = accounts
+        self.hub = hub
+        self.body_bytes = body_bytes
+
+    def routes(self) -> list[Route]:
+        v1 = "/api/v1"
+        return [
+            Route(f"{v1}/register", self.register, methods=["POST"]),
+            Route(f"{v1}/login", self.login, methods=["POST"]),
+            Route(f"{v1}/logout", self.logout, methods=["POST"]),
+            Route(f"{v1}/me", self.me, methods=["GET"]),
+            Route(f"{v1}/users/{{username}}", self.user, methods=["GET"]),
+            Route(f"{v1}/conversations", self.list_conversations, methods=["GET"]),
+            Route(f"{v1}/conversations", self.create_conversation, methods=["POST"]),
+            Route(f"{v1}/conversations/{{cid}}", self.get_conversation, methods=["GET"]),
+            Route(f"{v1}/conversations/{{cid}}/messages", self.history, methods=["GET"]),
+            Route(f"{v1}/conversations/{{cid}}/messages", self.send, methods=["POST"]),
+            Route(f"{v1}/schema.json", self.schema, methods=["GET"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
+        ]
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _body(self, request: Request, type_: type[Any]) -> Any:
+        """Read at most `body_bytes` of JSON body and decode it into `type_`."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.body_bytes:
+                raise ChatError(ErrorCode.TOO_LARGE,
+                                f"request body is larger than {self.body_bytes} bytes")
+            chunks.append(chunk)
+        return decode_body(b"".join(chunks) or b"{}", type_)
+
+    async def _device(self, request: Request) -> DeviceAuth:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ChatError(ErrorCode.UNAUTHENTICATED, "missing Authorization: Bearer <token>")
+        return await self.accounts.authenticate(token.strip())
+
+    @staticmethod
+    def _seq_param(request: Request, name: str, default: int | None) -> int | None:
+        raw = request.query_params.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ChatError(ErrorCode.INVALID, f"{name} must be an integer") from None
+        if value < 0:
+            raise ChatError(ErrorCode.INVALID, f"{name} must not be negative")
+        return value
+
+    # --- accounts -----------------------------------------------------------------------------
+
+    async def register(self, request: Request) -> Response:
+        body = await self._body(request, RegisterRequest)
+        return json_response(await self.accounts.register(body), 201)
+
+    async def login(self, request: Request) -> Response:
+        body = await self._body(request, LoginRequest)
+        return json_response(await self.accounts.login(body))
+
+    async def logout(self, request: Request) -> Response:
+        device = await self._device(request)
+        await self.accounts.logout(device)
+        self.hub.close_device(device.device_id, CLOSE_UNAUTHENTICATED)
+        return json_response({})
+
+    async def me(self, request: Request) -> Response:
+        device = await self._device(request)
+        return json_response(await self.accounts.user_by_id(device.user_id))
+
+    async def user(self, request: Request) -> Response:
+        await self._device(request)
+        return json_response(await self.accounts.user_by_name(request.path_params["username"]))
+
+    # --- conversations and messages -----------------------------------------------------------
+
+    async def list_conversations(self, request: Request) -> Response:
+        device = await self._device(request)
+        return json_response(
+            ConversationList(await self.service.list_conversations(device.user_id)))
+
+    async def create_conversation(self, request: Request) -> Response:
+        device = await self._device(request)
+        body = await self._body(request, CreateConversationRequest)
+        info, created = await self.service.create_conversation(device.user_id, body)
+        return json_response(info, 201 if created else 200)
+
+    async def get_conversation(self, request: Request) -> Response:
+        device = await self._device(request)
+        conv = self.service.engine.conversation_for(device.user_id, request.path_params["cid"])
+        return json_response(await self.service.conversation_info(device.user_id, conv))
+
+    async def history(self, request: Request) -> Response:
+        device = await self._device(request)
+        page = await self.service.history(
+            device.user_id, request.path_params["cid"],
+            before=self._seq_param(request, "before", None),
+            after=self._seq_param(request, "after", None),
+            limit=self._seq_param(request, "limit", 50) or 0,
+        )
+        return json_response(page)
+
+    async def send(self, request: Request) -> Response:
+        """The same path as a `send` frame; 201 for a new message, 200 for a retry."""
+        device = await self._device(request)
+        body: SendRequest = await self._body(request, SendRequest)
+        frame = Send(request.path_params["cid"], **msgspec.structs.asdict(body))
+        job = self.service.submit_send(device.user_id, frame, None)
+        try:
+            message, created = await job.wait()
+        except Exception as exc:
+            raise self.service.error_for(exc, body.client_msg_id) from None
+        sent = Sent(message.conversation_id, message.client_msg_id, message.seq, message.ts)
+        return json_response(sent, 201 if created else 200)
+
+    # --- operations ---------------------------------------------------------------------------
+
+    async def schema(self, request: Request) -> Response:
+        return json_response(json_schema())
+
+    async def healthz(self, request: Request) -> Response:
+        """200 only when a real write commits: a full disk or a stuck writer shows here."""
+        with trio.move_on_after(HEALTH_TIMEOUT_S):
+            try:
+                await self.service.store.write(sql.touch_health)
+            except Exception as exc:
+                return json_response({"status": "unavailable", "reason": str(exc)}, 503)
+            return json_response({"status": "ok"})
+        return json_response({"status": "unavailable", "reason": "store write timed out"}, 503)
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(self.service.metrics.render(),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,174 @@
+"""The /ws session loop: hello, then a reader and a writer task in one nursery.
+
+The reader decodes and validates each frame and hands it to the service; the writer drains the
+session's outbox into the socket. A session ends when the client goes, falls silent for
+2 x heartbeat_s (4000), cannot keep up (4008), logs out (4001) or the node stops (1001).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import trio
+from starlette.websockets import WebSocket
+
+from ..accounts import Accounts
+from ..hub import CLOSE_SILENT, CLOSE_UNAUTHENTICATED, Session
+from ..protocol import (
+    SUBPROTOCOL_JSON,
+    SUBPROTOCOL_MSGPACK,
+    AnyClientFrame,
+    ChatError,
+    Codec,
+    Delivered,
+    ErrorCode,
+    Hello,
+    Ping,
+    Pong,
+    Read,
+    Send,
+    Typing,
+    decode_client_frame,
+    encode,
+)
+from ..service import ChatService
+
+log = logging.getLogger("chatnode.ws")
+
+def negotiate(offered: list[str]) -> tuple[Codec, str | None]:
+    """MessagePack when asked for by name; otherwise JSON, naming the subprotocol only when the
+    client offered it."""
+    if SUBPROTOCOL_MSGPACK in offered:
+        return "msgpack", SUBPROTOCOL_MSGPACK
+    if SUBPROTOCOL_JSON in offered:
+        return "json", SUBPROTOCOL_JSON
+    return "json", None
+
+
+class WebSocketSession:
+    def __init__(self, websocket: WebSocket, service: ChatService, accounts: Accounts,
+                 frame_bytes: int, outbox_frames: int) -> None:
+        self.websocket = websocket
+        self.service = service
+        self.accounts = accounts
+        self.frame_bytes = frame_bytes
+        self.outbox_frames = outbox_frames
+        self.codec: Codec = "json"
+        self.silence_limit = 2 * service.heartbeat_s
+        self._sync: dict[str, int] | None = None
+
+    async def run(self) -> None:
+        self.codec, subprotocol = negotiate(self.websocket.scope.get("subprotocols", []))
+        await self.websocket.accept(subprotocol=subprotocol)
+        session = await self._hello()
+        if session is None:
+            return
+        try:
+            with session.cancel_scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write, session)
+                    nursery.start_soon(self._read, session)
+                    await self.service.open_session(session, self._sync)
+        finally:
+            self.service.close_session(session)
+        if session.close_code is not None:
+            await self._close(session.close_code)
+
+    async def _hello(self) -> Session | None:
+        """The first frame must be a good `hello`; anything else is unauthenticated (4001)."""
+        data = await self._receive()
+        if data is None:
+            return None
+        try:
+            frame = self._decode(data)
+            if not isinstance(frame, Hello):
+                raise ChatError(ErrorCode.UNAUTHENTICATED, "the first frame must be hello")
+            device = await self.accounts.authenticate(frame.token)
+        except ChatError as exc:
+            await self._send_now(ChatError(ErrorCode.UNAUTHENTICATED, exc.message,
+                                           ref=exc.ref or "hello").frame())
+            await self._close(CLOSE_UNAUTHENTICATED)
+            return None
+        self._sync = frame.sync
+        return Session(device.user_id, device.device_id, self.codec, self.outbox_frames)
+
+    async def _receive(self) -> bytes | str | None:
+        """The next data frame, or None when the client left or stayed silent too long."""
+        with trio.move_on_after(self.silence_limit):
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return None
+            text = message.get("text")
+            return text if text is not None else message.get("bytes", b"")
+        await self._close(CLOSE_SILENT)
+        return None
+
+    def _decode(self, data: bytes | str) -> AnyClientFrame:
+        size = len(data.encode()) if isinstance(data, str) else len(data)
+        if size > self.frame_bytes:
+            raise ChatError(ErrorCode.TOO_LARGE, f"frame is larger than {self.frame_bytes} bytes")
+        # Text frames are JSON whatever was negotiated; binary ones use the session's codec.
+        return decode_client_frame(data, "json" if isinstance(data, str) else self.codec)
+
+    async def _read(self, session: Session) -> None:
+        while True:
+            with trio.move_on_after(self.silence_limit) as silence:
+                message = await self.websocket.receive()
+            if silence.cancelled_caught:
+                session.close(CLOSE_SILENT)
+                return
+            if message["type"] == "websocket.disconnect":
+                session.cancel_scope.cancel()
+                return
+            text = message.get("text")
+            data = text if text is not None else message.get("bytes", b"")
+            try:
+                await self._handle(session, self._decode(data))
+            except ChatError as exc:
+                self.service.metrics.errors.labels(exc.code).inc()
+                session.push(exc.frame())
+
+    async def _handle(self, session: Session, frame: AnyClientFrame) -> None:
+        user_id = session.user_id
+        match frame:
+            case Send():
+                # The slot is given back when the send is committed or refused (service).
+                await session.send_slots.acquire()
+                try:
+                    self.service.submit_send(user_id, frame, session)
+                except BaseException:
+                    session.send_slots.release()
+                    raise
+            case Delivered():
+                self.service.submit_marker(user_id, frame.conversation_id, frame.seq, False,
+                                           session)
+            case Read():
+                self.service.submit_marker(user_id, frame.conversation_id, frame.seq, True,
+                                           session)
+            case Ping():
+                session.push(Pong(id=frame.id))
+            case Typing():
+                self.service.engine.conversation_for(user_id, frame.conversation_id, "typing")
+            case Hello():
+                raise ChatError(ErrorCode.INVALID, "already authenticated", ref="hello")
+
+    async def _write(self, session: Session) -> None:
+        async for data in session.outbox_receive:
+            await self._send_raw(data)
+
+    async def _send_now(self, frame: Any) -> None:
+        data = encode(frame, self.codec)
+        await self._send_raw(data.decode() if self.codec == "json" else data)
+
+    async def _send_raw(self, data: str | bytes) -> None:
+        if isinstance(data, str):
+            await self.websocket.send({"type": "websocket.send", "text": data})
+        else:
+            await self.websocket.send({"type": "websocket.send", "bytes": data})
+
+    async def _close(self, code: int) -> None:
+        # The client may already be gone; then there is nothing left to tell it.
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code)

@@ -1,0 +1,114 @@
+"""Shared fixtures: a real `chatnode serve` process on a free loopback port, and users on it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from chatnode.client import RestClient
+
+PASSWORD = "correct horse battery"
+
+
+class Node:
+    """A real node process. `start` waits for its "listening on" line and reads the URL."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.env = {**os.environ, "CHATNODE_REGISTRATION": "open", "CHATNODE_LOG_LEVEL": "warning",
+                    **(env or {})}
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self, port: int = 0) -> Node:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "chatnode", "serve", "--data-dir", str(self.data_dir),
+             "--port", str(port)],
+            stdout=subprocess.PIPE, stderr=None, text=True, env=self.env)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if "listening on" not in line:
+            self.process.kill()
+            raise RuntimeError(f"node did not start: {line!r}")
+        self.url = line.split("listening on ")[1].split()[0]
+        return self
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def stop(self, timeout: float = 10) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> Node:
+        return self.start(self.port)
+
+
+@pytest.fixture(scope="session")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """One node shared by the tests that only need fresh users on it."""
+    n = Node(tmp_path_factory.mktemp("node")).start()
+    yield n
+    n.stop()
+
+
+@pytest.fixture
+def own_node(tmp_path: Path) -> Iterator[Node]:
+    """A node of the test's own, for tests that restart, kill or reconfigure it."""
+    n = Node(tmp_path / "data")
+    yield n
+    if n.process is not None and n.process.poll() is None:
+        n.process.kill()
+        n.process.wait()
+
+
+@dataclass
+class User:
+    username: str
+    user_id: str
+    token: str
+    device_id: str
+    rest: RestClient
+
+
+async def new_user(node: Node, prefix: str = "u") -> User:
+    username = f"{prefix}{uuid.uuid4().hex[:10]}"
+    rest = RestClient(node.url)
+    auth = await rest.register(username, PASSWORD)
+    return User(username, auth["user_id"], auth["token"], auth["device_id"], rest)
+
+
+async def new_device(node: Node, user: User) -> User:
+    """Another login of the same user: a new device with its own token."""
+    rest = RestClient(node.url)
+    auth = await rest.login(user.username, PASSWORD)
+    return User(user.username, auth["user_id"], auth["token"], auth["device_id"], rest)
+
+
+@pytest.fixture
+async def alice(node: Node) -> AsyncIterator[User]:
+    user = await new_user(node, "alice")
+    yield user
+    await user.rest.aclose()
+
+
+@pytest.fixture
+async def bob(node: Node) -> AsyncIterator[User]:
+    user = await new_user(node, "bob")
+    yield user
+    await user.rest.aclose()
