@@ -12,6 +12,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -429,11 +430,11 @@ class SqliteStore:
 
     # reads
 
-    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         async with self._read_limiter:
             conn = self._readers.pop()
             try:
-                return await trio.to_thread.run_sync(fn, conn, *args)
+                return await trio.to_thread.run_sync(partial(fn, conn, *args, **kwargs))
             finally:
                 self._readers.append(conn)
 
