@@ -79,6 +79,7 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
         engine = Engine(store.load_conversations(), body_chars=config.limits.body_chars,
                         history_on_new_device=config.history_on_new_device)
         hub = Hub()
+        metrics.sessions.set_function(hub.session_count)
         service = ChatService(store, engine, hub, metrics, heartbeat_s=config.heartbeat_s,
                               group_members=config.limits.group_members)
         accounts = Accounts(store, registration_open=config.registration == "open")

@@ -53,7 +53,6 @@ class ChatService:
         await session.push_waiting(Welcome(session.user_id, session.device_id, now_ms(),
                                            self.heartbeat_s))
         self.hub.register(session)
-        self.metrics.sessions.inc()
         plan = self.engine.catchup_plan(session.user_id, sync)
         count = 0
         async for chunk in self.store.stream_ranges(plan.ranges):
@@ -68,7 +67,8 @@ class ChatService:
 
     def close_session(self, session: Session) -> None:
         self.hub.unregister(session)
-        self.metrics.sessions.dec()
+        if not self.hub.is_online(session.user_id):
+            self.store.submit(sql.set_last_seen, session.user_id, now_ms())
 
     # --- sending ------------------------------------------------------------------------------
 
