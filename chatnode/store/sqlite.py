@@ -312,6 +312,8 @@ def advance_markers(conn: sqlite3.Connection, conversation_id: str, user_id: str
 def read_ranges(conn: sqlite3.Connection, ranges: list[CatchupRange]) -> list[Message]:
     """Messages of several (lo, hi] ranges in one statement: one index range read per range,
     returned range by range in the order given, ascending seq within each."""
+    if not ranges:
+        return []
     values = ",".join("(?, ?, ?, ?)" for _ in ranges)
     params: list[Any] = []
     for index, r in enumerate(ranges):

@@ -7,7 +7,7 @@ async def test_two_users_chat_with_ticks(node: Node, alice: User, bob: User) -> 
     conv = await alice.rest.direct(bob.user_id)
     cid = conv["conversation_id"]
     async with connect(node.url, alice.token) as (a, a_frames), \
-            connect(node.url, bob.token) as (b, b_frames):
+            connect(node.url, bob.token) as (b, _):
         assert a_frames[0]["type"] == "welcome"
         cmid = await a.send_text(cid, "hello bob")
         sent, _ = await a.until_type("sent")

@@ -1,0 +1,435 @@
+"""The SQLite store on a real file: group commit, gap-free seqs, idempotent sends, forward-only
+markers, direct-pair uniqueness, history paging and the catch-up range reads."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatnode.protocol import ChatError, ErrorCode, Message
+from chatnode.store import CatchupRange, Job, SqliteStore
+from chatnode.store import sqlite as sql
+
+SETTINGS = settings(max_examples=150, deadline=None)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def add_user(conn: sqlite3.Connection, username: str) -> str:
+    return sql.insert_user(conn, username, None, "not-a-real-hash").user_id
+
+
+def append(conn: sqlite3.Connection, conversation_id: str, sender_id: str, client_msg_id: str,
+           body: str = "hello") -> tuple[Message, bool]:
+    return sql.append_message(conn, conversation_id, sender_id, client_msg_id, "text", body,
+                              None, None, None)
+
+
+def seed(conn: sqlite3.Connection, counts: dict[str, int]) -> dict[str, str]:
+    """Two users and one group per entry of `counts`, holding that many messages; returns
+    name -> conversation_id. One transaction, so seeding costs one fsync."""
+    conn.execute("BEGIN")
+    alice, bob = add_user(conn, "alice"), add_user(conn, "bob")
+    ids = {}
+    for name, count in counts.items():
+        record, _ = sql.insert_conversation(conn, "group", name, alice, [bob])
+        ids[name] = record.conversation_id
+        for i in range(count):
+            append(conn, record.conversation_id, alice if i % 2 else bob, f"{name}-{i}")
+    conn.execute("COMMIT")
+    return ids
+
+
+def marker_row(conn: sqlite3.Connection, conversation_id: str, user_id: str) -> tuple[int, int]:
+    return conn.execute(
+        "SELECT last_delivered_seq, last_read_seq FROM members"
+        " WHERE conversation_id = ? AND user_id = ?", (conversation_id, user_id)).fetchone()
+
+
+def last_seq(conn: sqlite3.Connection, conversation_id: str) -> int:
+    record = sql.conversation_by_id(conn, conversation_id)
+    assert record is not None
+    return record.last_seq
+
+
+def log_of(conn: sqlite3.Connection, conversation_id: str) -> list[tuple[int, str]]:
+    return conn.execute(
+        "SELECT seq, client_msg_id FROM messages WHERE conversation_id = ? ORDER BY seq",
+        (conversation_id,)).fetchall()
+
+
+def seqs_of(messages: list[Message]) -> list[tuple[str, int]]:
+    return [(m.conversation_id, m.seq) for m in messages]
+
+
+def seqs_in(ranges: list[CatchupRange]) -> list[tuple[str, int]]:
+    return [(r.conversation_id, s) for r in ranges for s in range(r.lo + 1, r.hi + 1)]
+
+
+class Store:
+    """A started SqliteStore with two users (and a stranger) and one group, recording the size
+    of every batch the writer commits."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.batches: list[int] = []
+        self.store = SqliteStore(tmp_path / "data",
+                                 on_batch=lambda size, seconds: self.batches.append(size))
+
+    async def __aenter__(self) -> Store:
+        self.store.start()
+        self.alice = (await self.store.write(sql.insert_user, "alice", None, "h")).user_id
+        self.bob = (await self.store.write(sql.insert_user, "bob", None, "h")).user_id
+        self.mallory = (await self.store.write(sql.insert_user, "mallory", None, "h")).user_id
+        record, _ = await self.store.write(sql.insert_conversation, "group", "g", self.alice,
+                                           [self.bob])
+        self.cid = record.conversation_id
+        self.batches.clear()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.store.close()
+
+    def submit_append(self, sender: str, client_msg_id: str, conversation_id: str | None = None,
+                      **kwargs: Any) -> Job:
+        return self.store.submit(sql.append_message, conversation_id or self.cid, sender,
+                                 client_msg_id, "text", f"body of {client_msg_id}", None, None,
+                                 None, **kwargs)
+
+    async def gate(self) -> threading.Event:
+        """Hold the writer inside a batch of its own until the returned event is set, so that
+        everything submitted meanwhile is committed together in the next batch."""
+        started, release = threading.Event(), threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> None:
+            started.set()
+            release.wait(10)
+
+        self.store.submit(hold)
+        assert await trio.to_thread.run_sync(started.wait, 10)
+        return release
+
+
+# --- group commit -----------------------------------------------------------------------------
+
+async def test_group_commit_puts_concurrent_sends_in_few_batches(tmp_path: Path) -> None:
+    async with Store(tmp_path) as s:
+        jobs = [s.submit_append(s.alice, f"m{i}") for i in range(500)]
+        results = [await job.wait() for job in jobs]
+        log = await s.store.read(log_of, s.cid)
+    assert sum(s.batches) == 500
+    assert len(s.batches) <= 10, f"500 queued sends took {len(s.batches)} commits"
+    assert [m.seq for m, _ in results] == list(range(1, 501))
+    assert all(created for _, created in results)
+    assert log == [(i + 1, f"m{i}") for i in range(500)]
+
+
+async def test_seqs_follow_submission_order_per_conversation(tmp_path: Path) -> None:
+    async with Store(tmp_path) as s:
+        other, _ = await s.store.write(sql.insert_conversation, "group", "h", s.bob,
+                                       [s.alice])
+        jobs = [(cid, s.submit_append(s.alice, f"{cid}-{i}", cid))
+                for i in range(200) for cid in (s.cid, other.conversation_id)]
+        results = [(cid, (await job.wait())[0]) for cid, job in jobs]
+    for cid in (s.cid, other.conversation_id):
+        assert [m.seq for c, m in results if c == cid] == list(range(1, 201))
+
+
+async def test_a_failing_job_fails_alone_and_leaves_no_seq_gap(tmp_path: Path) -> None:
+    def append_then_fail(conn: sqlite3.Connection, conversation_id: str, sender: str) -> None:
+        append(conn, conversation_id, sender, "doomed")
+        raise RuntimeError("boom after writing")
+
+    async with Store(tmp_path) as s:
+        release = await s.gate()
+        jobs = [s.submit_append(s.alice, f"a{i}") for i in range(3)]
+        stranger = s.submit_append(s.mallory, "intruder")
+        jobs += [s.submit_append(s.bob, f"b{i}") for i in range(2)]
+        doomed = s.store.submit(append_then_fail, s.cid, s.alice)
+        jobs += [s.submit_append(s.bob, f"c{i}") for i in range(3)]
+        release.set()
+        results = [await job.wait() for job in jobs]
+        with pytest.raises(ChatError) as exc:
+            await stranger.wait()
+        with pytest.raises(RuntimeError):
+            await doomed.wait()
+        log = await s.store.read(log_of, s.cid)
+        doomed_row = await s.store.read(sql.message_by_client_id, s.alice, "doomed")
+        top = await s.store.read(last_seq, s.cid)
+    assert s.batches == [1, 10], "the failing jobs were not in the same batch as the others"
+    assert exc.value.code == ErrorCode.FORBIDDEN
+    assert [m.seq for m, _ in results] == list(range(1, 9))
+    assert [seq for seq, _ in log] == list(range(1, 9))
+    assert doomed_row is None, "a failed job's writes were committed"
+    assert top == 8
+
+
+async def test_on_done_callbacks_run_in_submission_order(tmp_path: Path) -> None:
+    calls: list[tuple[int, bool]] = []
+    async with Store(tmp_path) as s:
+        jobs = []
+        for i in range(300):
+            sender = s.mallory if i % 7 == 3 else s.alice
+            jobs.append(s.submit_append(
+                sender, f"m{i}",
+                on_done=lambda job, i=i: calls.append((i, job.error is None))))
+        for job in jobs:
+            await job.done.wait()
+    assert [i for i, _ in calls] == list(range(300))
+    assert [ok for _, ok in calls] == [i % 7 != 3 for i in range(300)]
+
+
+async def test_on_done_runs_before_the_waiter_wakes(tmp_path: Path) -> None:
+    seen: list[int] = []
+    async with Store(tmp_path) as s:
+        job = s.submit_append(s.alice, "m1", on_done=lambda job: seen.append(job.result[0].seq))
+        message, _ = await job.wait()
+        assert seen == [message.seq] == [1]
+
+
+# --- idempotency and markers ------------------------------------------------------------------
+
+async def test_resending_a_client_msg_id_returns_the_original(tmp_path: Path) -> None:
+    async with Store(tmp_path) as s:
+        first, created = await s.store.write(sql.append_message, s.cid, s.alice, "m1", "text",
+                                             "original", None, None, None)
+        again, created_again = await s.store.write(sql.append_message, s.cid, s.alice, "m1",
+                                                   "text", "retry", None, None, None)
+        top_after_retry = await s.store.read(last_seq, s.cid)
+        # the same id from another sender is another message
+        bobs, bob_created = await s.store.write(sql.append_message, s.cid, s.bob, "m1", "text",
+                                                "bob's", None, None, None)
+    assert created and not created_again
+    assert again == first
+    assert again.body == "original"
+    assert top_after_retry == 1
+    assert bob_created and bobs.seq == 2
+
+
+async def test_a_retry_in_the_same_batch_is_not_a_second_message(tmp_path: Path) -> None:
+    async with Store(tmp_path) as s:
+        release = await s.gate()
+        one, two = s.submit_append(s.alice, "m1"), s.submit_append(s.alice, "m1")
+        release.set()
+        (first, created), (second, created_again) = await one.wait(), await two.wait()
+        log = await s.store.read(log_of, s.cid)
+    assert created and not created_again
+    assert first == second
+    assert log == [(1, "m1")]
+
+
+def test_append_moves_the_senders_own_markers(tmp_path: Path) -> None:
+    conn = sql.open_database(tmp_path, "normal")
+    ids = seed(conn, {"g": 0})
+    alice = sql.user_by_name(conn, "alice")
+    assert alice is not None
+    message, _ = append(conn, ids["g"], alice.user_id, "x")
+    assert marker_row(conn, ids["g"], alice.user_id) == (message.seq, message.seq)
+
+
+def test_markers_never_move_backwards_in_the_store(tmp_path: Path) -> None:
+    conn = sql.open_database(tmp_path, "normal")
+    alice, bob = add_user(conn, "alice"), add_user(conn, "bob")
+    record, _ = sql.insert_conversation(conn, "group", "g", alice, [bob])
+    cid = record.conversation_id
+    for i in range(10):
+        append(conn, cid, alice, f"m{i}")
+    assert marker_row(conn, cid, bob) == (0, 0)
+    sql.advance_markers(conn, cid, bob, 8, 5)
+    assert marker_row(conn, cid, bob) == (8, 5)
+    sql.advance_markers(conn, cid, bob, 2, 1)
+    assert marker_row(conn, cid, bob) == (8, 5)
+    sql.advance_markers(conn, cid, bob, 0, 0)
+    assert marker_row(conn, cid, bob) == (8, 5)
+    # read implies delivered
+    sql.advance_markers(conn, cid, bob, 0, 9)
+    assert marker_row(conn, cid, bob) == (9, 9)
+    assert marker_row(conn, cid, alice) == (10, 10)
+
+
+# --- conversations ----------------------------------------------------------------------------
+
+def test_a_direct_pair_has_one_conversation_whoever_asks(tmp_path: Path) -> None:
+    conn = sql.open_database(tmp_path, "normal")
+    alice, bob, carol = (add_user(conn, n) for n in ("alice", "bob", "carol"))
+    first, created = sql.insert_conversation(conn, "direct", None, alice, [bob])
+    again, created_again = sql.insert_conversation(conn, "direct", None, alice, [bob])
+    reverse, created_reverse = sql.insert_conversation(conn, "direct", None, bob, [alice])
+    other, created_other = sql.insert_conversation(conn, "direct", None, alice, [carol])
+    assert created and not created_again and not created_reverse and created_other
+    assert again.conversation_id == reverse.conversation_id == first.conversation_id
+    assert other.conversation_id != first.conversation_id
+    assert sorted(m.user_id for m in reverse.members) == sorted([alice, bob])
+    count = conn.execute("SELECT count(*) FROM conversations WHERE kind = 'direct'").fetchone()
+    assert count == (2,)
+
+
+def test_groups_of_the_same_people_are_distinct(tmp_path: Path) -> None:
+    conn = sql.open_database(tmp_path, "normal")
+    alice, bob = add_user(conn, "alice"), add_user(conn, "bob")
+    one, _ = sql.insert_conversation(conn, "group", "a", alice, [bob])
+    two, created = sql.insert_conversation(conn, "group", "a", alice, [bob])
+    assert created and one.conversation_id != two.conversation_id
+    roles = {m.user_id: m.role for m in one.members}
+    assert roles == {alice: "admin", bob: "member"}
+
+
+def test_all_conversations_reloads_members_and_markers(tmp_path: Path) -> None:
+    conn = sql.open_database(tmp_path, "normal")
+    ids = seed(conn, {"g": 3, "h": 0})
+    loaded = {r.conversation_id: r for r in sql.all_conversations(conn)}
+    assert {cid: r.last_seq for cid, r in loaded.items()} == {ids["g"]: 3, ids["h"]: 0}
+    assert all(len(r.members) == 2 for r in loaded.values())
+
+
+# --- history ----------------------------------------------------------------------------------
+
+def test_history_pages_backwards_and_forwards(tmp_path: Path) -> None:
+    conn = sql.open_database(tmp_path, "normal")
+    cid = seed(conn, {"g": 30})["g"]
+
+    def page(**kw: Any) -> tuple[list[int], bool]:
+        kw = {"before": None, "after": None, "min_seq": 0, **kw}
+        messages, has_more = sql.history(conn, cid, **kw)
+        return [m.seq for m in messages], has_more
+
+    assert page(limit=10) == (list(range(21, 31)), True)
+    assert page(before=21, limit=10) == (list(range(11, 21)), True)
+    assert page(before=11, limit=10) == (list(range(1, 11)), False)
+    assert page(after=0, limit=10) == (list(range(1, 11)), True)
+    assert page(after=20, limit=10) == (list(range(21, 31)), False)
+    assert page(after=25, limit=10) == (list(range(26, 31)), False)
+    assert page(after=5, before=10, limit=10) == (list(range(6, 10)), False)
+    assert page(limit=50, min_seq=12) == (list(range(13, 31)), False)
+    assert page(before=15, limit=10, min_seq=12) == ([13, 14], False)
+    assert page(after=0, limit=3, min_seq=12) == ([13, 14, 15], True)
+
+
+def test_history_pages_match_a_brute_force_filter(tmp_path: Path) -> None:
+    conn = sql.open_database(tmp_path, "normal")
+    cid = seed(conn, {"g": 40})["g"]
+    bounds = st.none() | st.integers(0, 45)
+
+    @SETTINGS
+    @given(before=bounds, after=bounds, limit=st.integers(1, 50), min_seq=st.integers(0, 42))
+    def check(before: int | None, after: int | None, limit: int, min_seq: int) -> None:
+        messages, has_more = sql.history(conn, cid, before=before, after=after, limit=limit,
+                                         min_seq=min_seq)
+        candidates = [s for s in range(1, 41) if s > min_seq
+                      and (after is None or s > after) and (before is None or s < before)]
+        expected = candidates[:limit] if after is not None else candidates[-limit:]
+        assert [m.seq for m in messages] == expected
+        assert has_more == (len(candidates) > limit)
+
+    check()
+
+
+# --- catch-up reads ---------------------------------------------------------------------------
+
+COUNTS = {"g": 25, "h": 40, "i": 7, "empty": 0}
+
+
+@st.composite
+def range_lists(draw: st.DrawFn, ids: dict[str, str]) -> list[CatchupRange]:
+    ranges = []
+    for _ in range(draw(st.integers(0, 6))):
+        name = draw(st.sampled_from(sorted(COUNTS)))
+        lo = draw(st.integers(0, COUNTS[name]))
+        hi = draw(st.integers(lo, COUNTS[name]))
+        ranges.append(CatchupRange(ids[name], lo, hi))
+    return ranges
+
+
+def test_read_ranges_returns_each_range_ascending_in_the_order_given(tmp_path: Path) -> None:
+    conn = sql.open_database(tmp_path, "normal")
+    ids = seed(conn, COUNTS)
+
+    @SETTINGS
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        ranges = data.draw(range_lists(ids).filter(bool))
+        messages = sql.read_ranges(conn, ranges)
+        assert seqs_of(messages) == seqs_in(ranges)
+
+    check()
+
+
+def test_plan_chunks_cuts_ranges_into_bounded_chunks_covering_the_same_seqs(
+        tmp_path: Path) -> None:
+    conn = sql.open_database(tmp_path, "normal")
+    ids = seed(conn, COUNTS)
+
+    @SETTINGS
+    @given(st.data(), st.integers(1, 30))
+    def check(data: st.DataObject, rows: int) -> None:
+        ranges = data.draw(range_lists(ids))
+        chunks = sql.plan_chunks(ranges, rows)
+        total = len(seqs_in(ranges))
+        assert len(chunks) == math.ceil(total / rows), "more statements than needed"
+        for chunk in chunks:
+            assert chunk, "an empty chunk"
+            assert 0 < len(seqs_in(chunk)) <= rows
+        assert [s for chunk in chunks for s in seqs_in(chunk)] == seqs_in(ranges)
+        read = [m for chunk in chunks for m in sql.read_ranges(conn, chunk)]
+        assert seqs_of(read) == seqs_in(ranges)
+
+    check()
+
+
+def test_a_full_chunk_of_one_row_ranges_is_one_statement(tmp_path: Path) -> None:
+    """A user with a thousand conversations each one message behind: the chunk has a thousand
+    ranges (four thousand parameters), still one statement."""
+    conn = sql.open_database(tmp_path, "normal")
+    cid = seed(conn, {"g": 1500})["g"]
+    ranges = [CatchupRange(cid, s - 1, s) for s in range(1, 1501)]
+    chunks = sql.plan_chunks(ranges)
+    assert [len(c) for c in chunks] == [sql.READ_CHUNK_ROWS, 1500 - sql.READ_CHUNK_ROWS]
+    read = [m for chunk in chunks for m in sql.read_ranges(conn, chunk)]
+    assert [m.seq for m in read] == list(range(1, 1501))
+
+
+async def test_stream_ranges_yields_every_missing_message_in_order(tmp_path: Path) -> None:
+    async with Store(tmp_path) as s:
+        for i in range(30):
+            await s.store.write(sql.append_message, s.cid, s.alice, f"m{i}", "text", "x",
+                                None, None, None)
+        ranges = [CatchupRange(s.cid, 20, 30), CatchupRange(s.cid, 0, 5)]
+        got = [m async for chunk in s.store.stream_ranges(ranges) for m in chunk]
+    assert [m.seq for m in got] == [*range(21, 31), *range(1, 6)]
+
+
+class _Recording:
+    """A connection that remembers the statements run on it."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.statements: list[tuple[str, Any]] = []
+
+    def execute(self, statement: str, params: Any = ()) -> sqlite3.Cursor:
+        self.statements.append((statement, params))
+        return self.conn.execute(statement, params)
+
+
+def test_read_ranges_uses_the_messages_primary_key(tmp_path: Path) -> None:
+    conn = sql.open_database(tmp_path, "normal")
+    ids = seed(conn, COUNTS)
+    conn.execute("ANALYZE")
+    recording = _Recording(conn)
+    sql.read_ranges(recording, [CatchupRange(ids["g"], 3, 20),  # type: ignore[arg-type]
+                                CatchupRange(ids["h"], 0, 40)])
+    [(statement, params)] = recording.statements
+    plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params)]
+    pk_index = next(row[1] for row in conn.execute("PRAGMA index_list(messages)")
+                    if row[3] == "pk")
+    searches = [d for d in plan if d.startswith("SEARCH m ")]
+    assert searches, plan
+    assert all(f"USING INDEX {pk_index} (conversation_id=? AND seq>? AND seq<?)" in d
+               for d in searches), plan
+    assert not any(d.startswith(("SCAN m", "SCAN messages")) for d in plan), plan
