@@ -94,14 +94,20 @@ class Hello(ClientFrame, tag="hello"):
     client: Annotated[str, Meta(max_length=128)] | None = None
 
 
-class Send(ClientFrame, tag="send"):
-    conversation_id: Id
+class SendRequest(Struct):
+    """What a message is made of: the body of POST /conversations/{id}/messages, and the
+    `send` frame without its conversation."""
+
     client_msg_id: ClientMsgId
     body: str = ""
     kind: MessageKind = "text"
     media_id: Id | None = None
     reply_to: Seq | None = None
     target: Seq | None = None
+
+
+class Send(ClientFrame, SendRequest, tag="send", kw_only=True):
+    conversation_id: Id
 
 
 class Delivered(ClientFrame, tag="delivered"):
@@ -231,17 +237,6 @@ class CreateConversationRequest(Struct):
     kind: Literal["direct", "group"]
     members: Annotated[list[Id], Meta(max_length=10_000)]
     name: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
-
-
-class SendRequest(Struct):
-    """POST /conversations/{id}/messages: a `send` frame whose conversation is in the path."""
-
-    client_msg_id: ClientMsgId
-    body: str = ""
-    kind: MessageKind = "text"
-    media_id: Id | None = None
-    reply_to: Seq | None = None
-    target: Seq | None = None
 
 
 class AuthResponse(Struct):

@@ -112,3 +112,8 @@ async def bob(node: Node) -> AsyncIterator[User]:
     user = await new_user(node, "bob")
     yield user
     await user.rest.aclose()
+
+
+def of_type(frames: list[dict], type_: str) -> list[dict]:
+    """The frames of one type, in order."""
+    return [f for f in frames if f["type"] == type_]

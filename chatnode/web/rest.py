@@ -157,7 +157,8 @@ class Api:
         """The same path as a `send` frame; 201 for a new message, 200 for a retry."""
         device = await self._device(request)
         body: SendRequest = await self._body(request, SendRequest)
-        frame = Send(request.path_params["cid"], **msgspec.structs.asdict(body))
+        frame = Send(conversation_id=request.path_params["cid"],
+                     **msgspec.structs.asdict(body))
         job = self.service.submit_send(device.user_id, frame, None)
         try:
             message, created = await job.wait()

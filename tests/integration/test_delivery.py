@@ -7,11 +7,7 @@ import trio
 
 from chatnode.client import connect
 
-from ..conftest import Node, User, new_device
-
-
-def of_type(frames: list[dict], type_: str) -> list[dict]:
-    return [f for f in frames if f["type"] == type_]
+from ..conftest import Node, User, new_device, of_type
 
 
 async def test_sender_gets_sent_and_its_other_devices_get_the_message(

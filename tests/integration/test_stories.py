@@ -2,11 +2,7 @@
 
 from chatnode.client import connect
 
-from ..conftest import Node, User, new_user
-
-
-def of_type(frames: list[dict], type_: str) -> list[dict]:
-    return [f for f in frames if f["type"] == type_]
+from ..conftest import Node, User, new_user, of_type
 
 
 async def test_phone_off_three_days(node: Node, alice: User, bob: User) -> None:
