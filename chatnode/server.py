@@ -24,8 +24,11 @@ from .config import Config
 from .engine import Engine
 from .hub import CLOSE_GOING_AWAY, Hub
 from .metrics import Metrics
+from .presence import PresenceTracker
 from .service import ChatService
 from .store import SqliteStore
+from .store import sqlite as sql
+from .timers import Timers
 from .web.app import build_app
 
 log = logging.getLogger("chatnode")
@@ -67,7 +70,9 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     hc.websocket_max_message_size = config.limits.frame_bytes * HARD_FRAME_FACTOR
     hc.graceful_timeout = 3
     hc.accesslog = None
+    # The node announces its own address; hypercorn's log shows only warnings and errors.
     hc.errorlog = logging.getLogger("hypercorn.error")
+    hc.errorlog.setLevel(max(logging.WARNING, hc.errorlog.getEffectiveLevel()))
     return hc
 
 
@@ -80,7 +85,12 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
                         history_on_new_device=config.history_on_new_device)
         hub = Hub()
         metrics.sessions.set_function(hub.session_count)
-        service = ChatService(store, engine, hub, metrics, heartbeat_s=config.heartbeat_s,
+        timers = Timers()
+        presence = PresenceTracker(
+            engine, hub, timers,
+            save_last_seen=lambda user_id, ts: store.submit(sql.set_last_seen, user_id, ts))
+        service = ChatService(store, engine, hub, metrics, presence,
+                              heartbeat_s=config.heartbeat_s,
                               group_members=config.limits.group_members)
         accounts = Accounts(store, registration_open=config.registration == "open")
         app = build_app(service, accounts, hub, frame_bytes=config.limits.frame_bytes,
@@ -89,16 +99,19 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
         store.start()
         try:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async with trio.open_nursery() as nursery:
-                    binds = await nursery.start(partial(
-                        hypercorn.trio.serve, app, hypercorn_config(config),
-                        shutdown_trigger=stopping.wait))
-                    announce(f"chatnode listening on {binds[0]} (data in {data_dir})")
-                    async for signum in signals:
-                        log.info("received %s, shutting down", signal.Signals(signum).name)
-                        break
-                    hub.close_all(CLOSE_GOING_AWAY)
-                    stopping.set()
+                async with trio.open_nursery() as background:
+                    background.start_soon(timers.run)
+                    async with trio.open_nursery() as nursery:
+                        binds = await nursery.start(partial(
+                            hypercorn.trio.serve, app, hypercorn_config(config),
+                            shutdown_trigger=stopping.wait))
+                        announce(f"chatnode listening on {binds[0]} (data in {data_dir})")
+                        async for signum in signals:
+                            log.info("received %s, shutting down", signal.Signals(signum).name)
+                            break
+                        hub.close_all(CLOSE_GOING_AWAY)
+                        stopping.set()
+                    background.cancel_scope.cancel()
         finally:
             await store.close()
         log.info("stopped")

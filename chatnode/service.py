@@ -12,6 +12,7 @@ import time
 from .engine import ConversationState, Engine
 from .hub import Hub, Session
 from .metrics import Metrics
+from .presence import PresenceTracker
 from .protocol import (
     ChatError,
     ConversationInfo,
@@ -32,19 +33,21 @@ HISTORY_MAX_LIMIT = 200
 
 
 class ChatService:
-    def __init__(self, store: SqliteStore, engine: Engine, hub: Hub, metrics: Metrics, *,
-                 heartbeat_s: int, group_members: int) -> None:
+    def __init__(self, store: SqliteStore, engine: Engine, hub: Hub, metrics: Metrics,
+                 presence: PresenceTracker, *, heartbeat_s: int, group_members: int) -> None:
         self.store = store
         self.engine = engine
         self.hub = hub
         self.metrics = metrics
+        self.presence = presence
         self.heartbeat_s = heartbeat_s
         self.group_members = group_members
 
     # --- sessions -----------------------------------------------------------------------------
 
     async def open_session(self, session: Session, sync: dict[str, int] | None) -> None:
-        """welcome, the catch-up, synced; then the session goes live.
+        """welcome, the catch-up (messages, statuses, presence), synced; then the session goes
+        live.
 
         The session is registered (holding its live frames) and the plan is made in the same
         step, with no await between: every message committed before is in the plan's ranges,
@@ -52,8 +55,10 @@ class ChatService:
         started = time.perf_counter()
         await session.push_waiting(Welcome(session.user_id, session.device_id, now_ms(),
                                            self.heartbeat_s))
+        first = not self.hub.is_online(session.user_id)
         self.hub.register(session)
         plan = self.engine.catchup_plan(session.user_id, sync)
+        self.presence.session_opened(session.user_id, first)
         count = 0
         async for chunk in self.store.stream_ranges(plan.ranges):
             for message in chunk:
@@ -61,14 +66,19 @@ class ChatService:
             count += len(chunk)
         for status in plan.statuses:
             await session.push_waiting(status)
+        peers = self.engine.peers_of(session.user_id)
+        stored = await self.store.read(sql.users_info, peers)
+        presence = self.presence.snapshot(
+            session.user_id, {user_id: user.last_seen for user_id, user in stored.items()})
+        for frame in presence:
+            await session.push_waiting(frame)
         await session.push_waiting(Synced(len(plan.statuses), count))
         session.release_held(plan.upto)
         self.metrics.catchup_seconds.observe(time.perf_counter() - started)
 
     def close_session(self, session: Session) -> None:
         self.hub.unregister(session)
-        if not self.hub.is_online(session.user_id):
-            self.store.submit(sql.set_last_seen, session.user_id, now_ms())
+        self.presence.session_closed(session.user_id)
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -94,6 +104,7 @@ class ChatService:
         message, created = job.result
         if created:
             self.metrics.messages.inc()
+            self.presence.message_sent(message.sender_id, message.conversation_id)
             recipients = self.engine.apply_message(message)
             self.hub.publish(recipients, message, exclude=origin)
         if origin is not None:

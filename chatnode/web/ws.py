@@ -151,6 +151,7 @@ class WebSocketSession:
                 session.push(Pong(id=frame.id))
             case Typing():
                 self.service.engine.conversation_for(user_id, frame.conversation_id, "typing")
+                self.service.presence.typing(user_id, frame.conversation_id, trio.current_time())
             case Hello():
                 raise ChatError(ErrorCode.INVALID, "already authenticated", ref="hello")
 

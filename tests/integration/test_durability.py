@@ -78,8 +78,13 @@ async def test_markers_survive_restart_and_never_move_back(own_node: Node) -> No
         await b.delivered(cid, 2)  # below the marker: changes nothing
         await b.send({"type": "ping"})
         await b.until_type("pong")
+    await trio.sleep(0.5)  # let the node see bob go (it stores his last_seen)
     node.kill()
     node.restart()
+    async with connect(node.url, alice.token) as (_, frames):
+        (presence,) = [f for f in frames if f["type"] == "presence"]
+        assert (presence["user_id"], presence["online"]) == (bob.user_id, False)
+        assert isinstance(presence["last_seen"], int)  # last_seen survives the restart
     (info,) = await alice.rest.conversations()
     assert (info["last_seq"], info["last_delivered_seq"], info["last_read_seq"]) == (5, 4, 4)
     (mine,) = await bob.rest.conversations()
