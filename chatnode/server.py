@@ -25,6 +25,7 @@ from .engine import Engine
 from .hub import CLOSE_GOING_AWAY, Hub
 from .metrics import Metrics
 from .presence import PresenceTracker
+from .ratelimit import SendRateLimiter
 from .service import ChatService
 from .store import SqliteStore
 from .store import sqlite as sql
@@ -89,7 +90,8 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
         presence = PresenceTracker(
             engine, hub, timers,
             save_last_seen=lambda user_id, ts: store.submit(sql.set_last_seen, user_id, ts))
-        service = ChatService(store, engine, hub, metrics, presence,
+        rate = SendRateLimiter(config.limits.send_per_second, config.limits.send_burst)
+        service = ChatService(store, engine, hub, metrics, presence, rate,
                               heartbeat_s=config.heartbeat_s,
                               group_members=config.limits.group_members)
         accounts = Accounts(store, registration_open=config.registration == "open")

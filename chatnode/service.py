@@ -24,6 +24,7 @@ from .protocol import (
     Synced,
     Welcome,
 )
+from .ratelimit import SendRateLimiter
 from .store import Job, SqliteStore, StoreUnavailable, now_ms
 from .store import sqlite as sql
 
@@ -34,12 +35,14 @@ HISTORY_MAX_LIMIT = 200
 
 class ChatService:
     def __init__(self, store: SqliteStore, engine: Engine, hub: Hub, metrics: Metrics,
-                 presence: PresenceTracker, *, heartbeat_s: int, group_members: int) -> None:
+                 presence: PresenceTracker, rate: SendRateLimiter, *, heartbeat_s: int,
+                 group_members: int) -> None:
         self.store = store
         self.engine = engine
         self.hub = hub
         self.metrics = metrics
         self.presence = presence
+        self.rate = rate
         self.heartbeat_s = heartbeat_s
         self.group_members = group_members
 
@@ -88,6 +91,11 @@ class ChatService:
         Queuing never waits, so one connection's sends are committed in the order they
         arrived, and a client may pipeline them."""
         self.engine.check_send(user_id, frame)
+        retry_after_ms = self.rate.take(user_id)
+        if retry_after_ms is not None:
+            raise ChatError(ErrorCode.RATE_LIMITED, "too many messages; nothing was stored,"
+                            " retry with the same client_msg_id", ref=frame.client_msg_id,
+                            retry_after_ms=retry_after_ms)
         return self.store.submit(
             sql.append_message, frame.conversation_id, user_id, frame.client_msg_id,
             frame.kind, frame.body, frame.media_id, frame.reply_to, frame.target,
