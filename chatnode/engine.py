@@ -22,7 +22,9 @@ from .protocol import (
 )
 from .store import CatchupRange, ConversationRecord
 
-SUPPORTED_KINDS = frozenset({"text"})
+SUPPORTED_KINDS = frozenset({"text", "reaction", "edit", "delete"})
+TARGETED_KINDS = frozenset({"reaction", "edit", "delete"})
+MAX_REACTION_CHARS = 16
 
 
 @dataclass(slots=True)
@@ -140,23 +142,37 @@ class Engine:
     # --- sending ------------------------------------------------------------------------------
 
     def check_send(self, user_id: str, frame: Send) -> ConversationState:
-        """Refuse a send that must not be stored; changes nothing."""
+        """Refuse a send that must not be stored; changes nothing.
+
+        What needs the log itself (that an edited or deleted target is the sender's own) is
+        checked by the store in the same transaction as the append."""
         ref = frame.client_msg_id
         conv = self.conversation_for(user_id, frame.conversation_id, ref)
+
+        def refuse(message: str) -> ChatError:
+            return ChatError(ErrorCode.INVALID, message, ref=ref)
+
         if frame.kind not in SUPPORTED_KINDS:
-            raise ChatError(ErrorCode.INVALID, f"kind {frame.kind!r} is not supported yet",
-                            ref=ref)
-        if not frame.body.strip():
-            raise ChatError(ErrorCode.INVALID, "body must not be empty", ref=ref)
+            raise refuse(f"kind {frame.kind!r} is not supported yet")
         if len(frame.body) > self.body_chars:
             raise ChatError(ErrorCode.TOO_LARGE,
                             f"body is longer than {self.body_chars} characters", ref=ref)
-        if frame.target is not None or frame.media_id is not None:
-            raise ChatError(ErrorCode.INVALID,
-                            "target and media_id belong to other kinds than text", ref=ref)
-        if frame.reply_to is not None and not 1 <= frame.reply_to <= conv.last_seq:
-            raise ChatError(ErrorCode.INVALID, "reply_to names no message of this conversation",
-                            ref=ref)
+        if frame.media_id is not None:
+            raise refuse("media_id belongs to kind media")
+        needs_target = frame.kind in TARGETED_KINDS
+        if needs_target != (frame.target is not None):
+            raise refuse("target is required for reaction, edit and delete, and only for them")
+        if frame.target is not None and not 1 <= frame.target <= conv.last_seq:
+            raise refuse("target names no message of this conversation")
+        if frame.kind in ("text", "edit") and not frame.body.strip():
+            raise refuse("body must not be empty")
+        if frame.kind == "reaction" and len(frame.body) > MAX_REACTION_CHARS:
+            raise refuse(f"a reaction is at most {MAX_REACTION_CHARS} characters")
+        if frame.reply_to is not None:
+            if frame.kind != "text":
+                raise refuse("reply_to belongs to kind text")
+            if not 1 <= frame.reply_to <= conv.last_seq:
+                raise refuse("reply_to names no message of this conversation")
         return conv
 
     def apply_message(self, message: Message) -> list[str]:

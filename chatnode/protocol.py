@@ -313,11 +313,17 @@ def decode_client_frame(data: bytes | str, codec: Codec) -> AnyClientFrame:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
         text = str(exc)
-        if text.startswith("Expected `object`"):
+        if _not_a_map(text):
             raise ChatError(ErrorCode.BAD_FRAME, "a frame must be a map") from None
         raise ChatError(ErrorCode.INVALID, text, ref=_ref_of(data, codec)) from None
     except msgspec.DecodeError as exc:
         raise ChatError(ErrorCode.BAD_FRAME, f"not decodable: {exc}") from None
+
+
+def _not_a_map(validation_error: str) -> bool:
+    """Whether the top level itself is not a map (bad_frame), rather than a field of the map
+    being wrong (invalid, naming the field as `- at `$.field``)."""
+    return validation_error.startswith("Expected `object`") and " - at `" not in validation_error
 
 
 def _ref_of(data: bytes | str, codec: Codec) -> str | None:
@@ -339,6 +345,8 @@ def decode_body(data: bytes, type_: type[Any]) -> Any:
     try:
         return msgspec.json.decode(data, type=type_)
     except msgspec.ValidationError as exc:
+        if _not_a_map(str(exc)):
+            raise ChatError(ErrorCode.BAD_FRAME, "the body must be a JSON object") from None
         raise ChatError(ErrorCode.INVALID, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ChatError(ErrorCode.BAD_FRAME, f"body is not JSON: {exc}") from None

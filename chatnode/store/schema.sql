@@ -57,6 +57,8 @@ CREATE TABLE messages (
     PRIMARY KEY (conversation_id, seq),
     UNIQUE (sender_id, client_msg_id)
 );
+-- Reactions, edits and deletes by the message they target.
+CREATE INDEX messages_by_target ON messages (conversation_id, target) WHERE target IS NOT NULL;
 
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,

@@ -282,6 +282,10 @@ def append_message(conn: sqlite3.Connection, conversation_id: str, sender_id: st
             (conversation_id, sender_id)).fetchone() is None:
         raise ChatError(ErrorCode.FORBIDDEN, "not a member of this conversation",
                         ref=client_msg_id)
+    if target is not None:
+        _check_target(conn, conversation_id, sender_id, client_msg_id, kind, target)
+    if kind == "delete":
+        body = ""
     ts = now_ms()
     (seq,) = conn.execute(
         "UPDATE conversations SET last_seq = last_seq + 1, last_activity = ?"
@@ -296,7 +300,32 @@ def append_message(conn: sqlite3.Connection, conversation_id: str, sender_id: st
          target),
     )
     advance_markers(conn, conversation_id, sender_id, seq, seq)
+    if kind == "delete":
+        # The log stays append-only, but a deleted message's content is gone for everyone,
+        # in history and in every later catch-up.
+        conn.execute("UPDATE messages SET body = '', media_id = NULL"
+                     " WHERE conversation_id = ? AND seq = ?", (conversation_id, target))
     return message, True
+
+
+_TARGETABLE = {"reaction": ("text", "media"), "edit": ("text",), "delete": ("text", "media")}
+
+
+def _check_target(conn: sqlite3.Connection, conversation_id: str, sender_id: str,
+                  client_msg_id: str, kind: str, target: int) -> None:
+    """A reaction targets any message; an edit or delete only the sender's own. None of them
+    targets a deleted message, or an event (reaction, edit, delete, system)."""
+    row = conn.execute(
+        "SELECT sender_id, kind, EXISTS (SELECT 1 FROM messages WHERE conversation_id = ?"
+        " AND target = ? AND kind = 'delete') FROM messages WHERE conversation_id = ?"
+        " AND seq = ?", (conversation_id, target, conversation_id, target),
+    ).fetchone()
+    if row is None or row[1] not in _TARGETABLE[kind] or row[2]:
+        raise ChatError(ErrorCode.INVALID, f"target names no message that can take a {kind}",
+                        ref=client_msg_id)
+    if kind != "reaction" and row[0] != sender_id:
+        raise ChatError(ErrorCode.FORBIDDEN, f"only the author may {kind} a message",
+                        ref=client_msg_id)
 
 
 def advance_markers(conn: sqlite3.Connection, conversation_id: str, user_id: str,

@@ -1,0 +1,57 @@
+"""Reactions, edits and deletes: appended to the log with seqs of their own."""
+
+from chatnode.client import connect
+
+from ..conftest import Node, User, of_type
+
+
+async def test_reactions_edits_and_deletes_are_logged_and_caught_up(
+        node: Node, alice: User, bob: User) -> None:
+    cid = (await alice.rest.direct(bob.user_id))["conversation_id"]
+    async with connect(node.url, alice.token) as (a, _):
+        async def send(frame: dict) -> dict:
+            await a.send({"type": "send", "conversation_id": cid, **frame})
+            answer, _ = await a.until(lambda f: f["type"] in ("sent", "error"))
+            return answer
+
+        assert (await send({"client_msg_id": "t1", "body": "helo"}))["seq"] == 1
+        assert (await send({"client_msg_id": "t2", "body": "second"}))["seq"] == 2
+        assert (await send({"client_msg_id": "e1", "kind": "edit", "target": 1,
+                            "body": "hello"}))["seq"] == 3
+        assert (await send({"client_msg_id": "d1", "kind": "delete", "target": 2}))["seq"] == 4
+        assert (await send({"client_msg_id": "r0", "kind": "text", "body": "re",
+                            "reply_to": 1}))["seq"] == 5
+        refused = [
+            ({"client_msg_id": "x1", "kind": "edit", "target": 9, "body": "x"}, "invalid"),
+            ({"client_msg_id": "x2", "kind": "edit", "body": "no target"}, "invalid"),
+            ({"client_msg_id": "x3", "kind": "text", "body": "t", "target": 1}, "invalid"),
+            ({"client_msg_id": "x4", "kind": "edit", "target": 2, "body": "x"}, "invalid"),
+            ({"client_msg_id": "x5", "kind": "reaction", "target": 3, "body": "👍"}, "invalid"),
+            ({"client_msg_id": "x6", "kind": "edit", "target": 1, "body": " "}, "invalid"),
+            ({"client_msg_id": "x7", "kind": "media", "body": ""}, "invalid"),
+        ]
+        for frame, code in refused:
+            answer = await send(frame)
+            assert (answer["type"], answer["code"], answer["ref"]) == (
+                "error", code, frame["client_msg_id"]), frame
+
+    async with connect(node.url, bob.token) as (b, frames):
+        await b.send({"type": "send", "conversation_id": cid, "client_msg_id": "b1",
+                      "kind": "reaction", "target": 1, "body": "👍"})
+        assert (await b.until_type("sent"))[0]["seq"] == 6
+        for kind, target in (("edit", 1), ("delete", 1)):
+            await b.send({"type": "send", "conversation_id": cid, "client_msg_id": f"b-{kind}",
+                          "kind": kind, "target": target, "body": "mine now"})
+            error, _ = await b.until_type("error")
+            assert (error["code"], error["ref"]) == ("forbidden", f"b-{kind}")
+        messages = of_type(frames, "message")
+        assert [(m["seq"], m["kind"], m["body"]) for m in messages] == [
+            (1, "text", "helo"), (2, "text", ""), (3, "edit", "hello"), (4, "delete", ""),
+            (5, "text", "re")]
+        assert messages[2]["target"] == 1 and messages[3]["target"] == 2
+        assert messages[4]["reply_to"] == 1
+
+    history = await alice.rest.history(cid)
+    assert [(m["seq"], m["kind"], m["body"]) for m in history["messages"]] == [
+        (1, "text", "helo"), (2, "text", ""), (3, "edit", "hello"), (4, "delete", ""),
+        (5, "text", "re"), (6, "reaction", "👍")]
