@@ -222,19 +222,45 @@ class Engine:
         read_before = Lowest.of(conv.members.values(), "read")
         read_moved = new_read != me.read
         me.delivered, me.read = new_delivered, new_read
+        return self._changed_views(conv, delivered_before, read_before,
+                                   user_id if read_moved else None, conv.members)
+
+    def _changed_views(self, conv: ConversationState, delivered_before: Lowest,
+                       read_before: Lowest, mover: str | None, viewers: Iterable[str]
+                       ) -> list[tuple[str, StatusUpdate]]:
+        """The status_update of each viewer whose minimum-over-others moved since `*_before`,
+        and of `mover` whatever happened."""
         delivered_after = Lowest.of(conv.members.values(), "delivered")
         read_after = Lowest.of(conv.members.values(), "read")
         updates = []
-        for viewer in conv.members.values():
-            v = viewer.user_id
+        for v in viewers:
+            viewer = conv.members.get(v)
+            if viewer is None:
+                continue
             seen_delivered = delivered_after.excluding(v)
             seen_read = read_after.excluding(v)
-            if ((v == user_id and read_moved)
+            if (v == mover
                     or seen_delivered != delivered_before.excluding(v)
                     or seen_read != read_before.excluding(v)):
-                updates.append((v, StatusUpdate(conversation_id, conv.last_seq, seen_delivered,
-                                                seen_read, viewer.read)))
+                updates.append((v, StatusUpdate(conv.conversation_id, conv.last_seq,
+                                                seen_delivered, seen_read, viewer.read)))
         return updates
+
+    def replace_conversation(self, record: ConversationRecord) -> list[tuple[str, StatusUpdate]]:
+        """Take in a committed membership change; return the status_update of each member who
+        stays and whose group ticks moved (a removed member no longer counts)."""
+        old = self.conversations.get(record.conversation_id)
+        if old is None:
+            self.add_conversation(record)
+            return []
+        delivered_before = Lowest.of(old.members.values(), "delivered")
+        read_before = Lowest.of(old.members.values(), "read")
+        remaining = {m.user_id for m in record.members}
+        for user_id in old.members.keys() - remaining:
+            self.by_user.get(user_id, set()).discard(record.conversation_id)
+        conv = self.add_conversation(record)
+        return self._changed_views(conv, delivered_before, read_before, None,
+                                   old.members.keys() & remaining)
 
     def status_for(self, user_id: str, conv: ConversationState) -> StatusUpdate:
         delivered = Lowest.of(conv.members.values(), "delivered").excluding(user_id)

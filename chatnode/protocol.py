@@ -94,6 +94,10 @@ class Hello(ClientFrame, tag="hello"):
     client: Annotated[str, Meta(max_length=128)] | None = None
 
 
+class AddMemberRequest(Struct):
+    user_id: Id
+
+
 class SendRequest(Struct):
     """What a message is made of: the body of POST /conversations/{id}/messages, and the
     `send` frame without its conversation."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Literal
 
 from .engine import ConversationState, Engine
 from .hub import Hub, Session
@@ -184,6 +185,37 @@ class ChatService:
         if created:
             conv = self.engine.add_conversation(record)
             self.hub.publish(conv.members, self.engine.conversation_frame(conv))
+
+    async def change_members(self, actor_id: str, conversation_id: str,
+                             action: Literal["add", "remove"], user_id: str
+                             ) -> ConversationInfo | None:
+        """Add or remove a group member; the conversation as the actor now sees it, or None
+        when the actor left."""
+        job = self.store.submit(sql.change_membership, conversation_id, actor_id, action,
+                                user_id, self.group_members, on_done=self._members_done)
+        await job.wait()
+        conv = self.engine.conversations[conversation_id]
+        if actor_id not in conv.members:
+            return None
+        return await self.conversation_info(actor_id, conv)
+
+    def _members_done(self, job: Job) -> None:
+        """Everyone who was or is now a member gets the system messages and the new member
+        list; those who stay get their group ticks if a removal moved them."""
+        if job.error is not None:
+            return
+        events, record = job.result
+        before = self.engine.conversations[record.conversation_id].members.keys()
+        audience = set(before) | {m.user_id for m in record.members}
+        updates = self.engine.replace_conversation(record)
+        for message in events:
+            self.metrics.messages.inc()
+            self.engine.apply_message(message)
+            self.hub.publish(audience, message)
+        conv = self.engine.conversations[record.conversation_id]
+        self.hub.publish(audience, self.engine.conversation_frame(conv))
+        for viewer, status in updates:
+            self.hub.publish((viewer,), status)
 
     async def conversation_info(self, user_id: str, conv: ConversationState) -> ConversationInfo:
         return (await self._infos(user_id, [conv]))[0]

@@ -8,6 +8,7 @@ while a node is running on the same file; `busy_timeout` makes it wait its turn)
 
 from __future__ import annotations
 
+import json
 import secrets
 import sqlite3
 import time
@@ -326,6 +327,70 @@ def _check_target(conn: sqlite3.Connection, conversation_id: str, sender_id: str
     if kind != "reaction" and row[0] != sender_id:
         raise ChatError(ErrorCode.FORBIDDEN, f"only the author may {kind} a message",
                         ref=client_msg_id)
+
+
+def _system_message(conn: sqlite3.Connection, conversation_id: str, actor_id: str,
+                    event: dict[str, str]) -> Message:
+    body = json.dumps(event, separators=(",", ":"))
+    return append_message(conn, conversation_id, actor_id, new_id("sys"), "system", body,
+                          None, None, None)[0]
+
+
+def change_membership(conn: sqlite3.Connection, conversation_id: str, actor_id: str,
+                      action: Literal["add", "remove"], user_id: str, group_members: int
+                      ) -> tuple[list[Message], ConversationRecord]:
+    """Add a member (admins only) or remove one (admins; anyone may remove themselves).
+
+    Each change appends a `system` message in the same transaction, so every member's devices
+    catch up on it like any message. A new member's log starts at their own `member_added`.
+    When the last admin goes, the longest-standing member is promoted (`role_changed`)."""
+    conv = conversation_by_id(conn, conversation_id)
+    roles = {m.user_id: m.role for m in conv.members} if conv is not None else {}
+    if conv is None or actor_id not in roles:
+        raise ChatError(ErrorCode.FORBIDDEN, "not a member of this conversation")
+    if conv.kind != "group":
+        raise ChatError(ErrorCode.INVALID, "the members of a direct conversation are fixed")
+    events: list[Message] = []
+    if action == "add":
+        if roles[actor_id] != "admin":
+            raise ChatError(ErrorCode.FORBIDDEN, "only a group admin can add members")
+        if user_id in roles:
+            raise ChatError(ErrorCode.CONFLICT, "already a member")
+        if len(roles) >= group_members:
+            raise ChatError(ErrorCode.TOO_LARGE, f"a group has at most {group_members} members")
+        user = user_by_id(conn, user_id)
+        if user is None or user.disabled:
+            raise ChatError(ErrorCode.NOT_FOUND, "no such user")
+        added = _system_message(conn, conversation_id, actor_id,
+                                {"event": "member_added", "user_id": user_id})
+        events.append(added)
+        start = added.seq - 1
+        conn.execute(
+            "INSERT INTO members (conversation_id, user_id, role, joined_seq,"
+            " last_delivered_seq, last_read_seq) VALUES (?, ?, 'member', ?, ?, ?)",
+            (conversation_id, user_id, start, start, start))
+    else:
+        if user_id not in roles:
+            raise ChatError(ErrorCode.NOT_FOUND, "not a member of this group")
+        leaving = user_id == actor_id
+        if not leaving and roles[actor_id] != "admin":
+            raise ChatError(ErrorCode.FORBIDDEN, "only a group admin can remove members")
+        events.append(_system_message(
+            conn, conversation_id, actor_id,
+            {"event": "member_left" if leaving else "member_removed", "user_id": user_id}))
+        stay = [m.user_id for m in conv.members if m.user_id != user_id]  # by seniority
+        heir = stay[0] if stay and all(roles[u] != "admin" for u in stay) else None
+        if heir is not None:
+            events.append(_system_message(conn, conversation_id, actor_id,
+                                          {"event": "role_changed", "user_id": heir,
+                                           "role": "admin"}))
+            conn.execute("UPDATE members SET role = 'admin' WHERE conversation_id = ?"
+                         " AND user_id = ?", (conversation_id, heir))
+        conn.execute("DELETE FROM members WHERE conversation_id = ? AND user_id = ?",
+                     (conversation_id, user_id))
+    record = conversation_by_id(conn, conversation_id)
+    assert record is not None
+    return events, record
 
 
 def advance_markers(conn: sqlite3.Connection, conversation_id: str, user_id: str,

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from ..accounts import Accounts
 from ..hub import CLOSE_UNAUTHENTICATED, Hub
 from ..protocol import (
+    AddMemberRequest,
     ChatError,
     ConversationList,
     CreateConversationRequest,
@@ -61,6 +62,9 @@ class Api:
             Route(f"{v1}/conversations", self.list_conversations, methods=["GET"]),
             Route(f"{v1}/conversations", self.create_conversation, methods=["POST"]),
             Route(f"{v1}/conversations/{{cid}}", self.get_conversation, methods=["GET"]),
+            Route(f"{v1}/conversations/{{cid}}/members", self.add_member, methods=["POST"]),
+            Route(f"{v1}/conversations/{{cid}}/members/{{uid}}", self.remove_member,
+                  methods=["DELETE"]),
             Route(f"{v1}/conversations/{{cid}}/messages", self.history, methods=["GET"]),
             Route(f"{v1}/conversations/{{cid}}/messages", self.send, methods=["POST"]),
             Route(f"{v1}/schema.json", self.schema, methods=["GET"]),
@@ -142,6 +146,20 @@ class Api:
         device = await self._device(request)
         conv = self.service.engine.conversation_for(device.user_id, request.path_params["cid"])
         return json_response(await self.service.conversation_info(device.user_id, conv))
+
+    async def add_member(self, request: Request) -> Response:
+        device = await self._device(request)
+        body: AddMemberRequest = await self._body(request, AddMemberRequest)
+        info = await self.service.change_members(device.user_id, request.path_params["cid"],
+                                                 "add", body.user_id)
+        return json_response(info)
+
+    async def remove_member(self, request: Request) -> Response:
+        """An admin removes a member, or anyone leaves (their own user_id)."""
+        device = await self._device(request)
+        info = await self.service.change_members(device.user_id, request.path_params["cid"],
+                                                 "remove", request.path_params["uid"])
+        return json_response(info if info is not None else {})
 
     async def history(self, request: Request) -> Response:
         device = await self._device(request)
