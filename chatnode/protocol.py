@@ -98,6 +98,14 @@ class AddMemberRequest(Struct):
     user_id: Id
 
 
+class SetRoleRequest(Struct):
+    role: Literal["admin", "member"]
+
+
+class RenameRequest(Struct):
+    name: Annotated[str, Meta(min_length=1, max_length=128)]
+
+
 class SendRequest(Struct):
     """What a message is made of: the body of POST /conversations/{id}/messages, and the
     `send` frame without its conversation."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal
+from collections.abc import Callable
+from typing import Any
 
 from .engine import ConversationState, Engine
 from .hub import Hub, Session
@@ -186,13 +187,12 @@ class ChatService:
             conv = self.engine.add_conversation(record)
             self.hub.publish(conv.members, self.engine.conversation_frame(conv))
 
-    async def change_members(self, actor_id: str, conversation_id: str,
-                             action: Literal["add", "remove"], user_id: str
-                             ) -> ConversationInfo | None:
-        """Add or remove a group member; the conversation as the actor now sees it, or None
-        when the actor left."""
-        job = self.store.submit(sql.change_membership, conversation_id, actor_id, action,
-                                user_id, self.group_members, on_done=self._members_done)
+    async def change_group(self, actor_id: str, conversation_id: str,
+                           change: Callable[..., Any], *args: Any) -> ConversationInfo | None:
+        """Run one of the store's group changes (membership, role, name); the conversation as
+        the actor now sees it, or None when the actor left."""
+        job = self.store.submit(change, conversation_id, actor_id, *args,
+                                on_done=self._members_done)
         await job.wait()
         conv = self.engine.conversations[conversation_id]
         if actor_id not in conv.members:
@@ -205,6 +205,8 @@ class ChatService:
         if job.error is not None:
             return
         events, record = job.result
+        if not events:
+            return
         before = self.engine.conversations[record.conversation_id].members.keys()
         audience = set(before) | {m.user_id for m in record.members}
         updates = self.engine.replace_conversation(record)

@@ -344,16 +344,10 @@ def change_membership(conn: sqlite3.Connection, conversation_id: str, actor_id: 
     Each change appends a `system` message in the same transaction, so every member's devices
     catch up on it like any message. A new member's log starts at their own `member_added`.
     When the last admin goes, the longest-standing member is promoted (`role_changed`)."""
-    conv = conversation_by_id(conn, conversation_id)
-    roles = {m.user_id: m.role for m in conv.members} if conv is not None else {}
-    if conv is None or actor_id not in roles:
-        raise ChatError(ErrorCode.FORBIDDEN, "not a member of this conversation")
-    if conv.kind != "group":
-        raise ChatError(ErrorCode.INVALID, "the members of a direct conversation are fixed")
+    conv, roles = _group_for_change(conn, conversation_id, actor_id)
     events: list[Message] = []
     if action == "add":
-        if roles[actor_id] != "admin":
-            raise ChatError(ErrorCode.FORBIDDEN, "only a group admin can add members")
+        _require_admin(roles, actor_id, "add members")
         if user_id in roles:
             raise ChatError(ErrorCode.CONFLICT, "already a member")
         if len(roles) >= group_members:
@@ -373,8 +367,8 @@ def change_membership(conn: sqlite3.Connection, conversation_id: str, actor_id: 
         if user_id not in roles:
             raise ChatError(ErrorCode.NOT_FOUND, "not a member of this group")
         leaving = user_id == actor_id
-        if not leaving and roles[actor_id] != "admin":
-            raise ChatError(ErrorCode.FORBIDDEN, "only a group admin can remove members")
+        if not leaving:
+            _require_admin(roles, actor_id, "remove members")
         events.append(_system_message(
             conn, conversation_id, actor_id,
             {"event": "member_left" if leaving else "member_removed", "user_id": user_id}))
@@ -388,9 +382,59 @@ def change_membership(conn: sqlite3.Connection, conversation_id: str, actor_id: 
                          " AND user_id = ?", (conversation_id, heir))
         conn.execute("DELETE FROM members WHERE conversation_id = ? AND user_id = ?",
                      (conversation_id, user_id))
+    return events, _record(conn, conversation_id)
+
+
+def set_member_role(conn: sqlite3.Connection, conversation_id: str, actor_id: str,
+                    user_id: str, role: Literal["admin", "member"]
+                    ) -> tuple[list[Message], ConversationRecord]:
+    """An admin promotes a member or demotes an admin; a group keeps at least one admin."""
+    _, roles = _group_for_change(conn, conversation_id, actor_id)
+    _require_admin(roles, actor_id, "change roles")
+    if user_id not in roles:
+        raise ChatError(ErrorCode.NOT_FOUND, "not a member of this group")
+    if roles[user_id] == role:
+        return [], _record(conn, conversation_id)
+    if role == "member" and list(roles.values()).count("admin") == 1:
+        raise ChatError(ErrorCode.CONFLICT, "a group keeps at least one admin")
+    event = _system_message(conn, conversation_id, actor_id,
+                            {"event": "role_changed", "user_id": user_id, "role": role})
+    conn.execute("UPDATE members SET role = ? WHERE conversation_id = ? AND user_id = ?",
+                 (role, conversation_id, user_id))
+    return [event], _record(conn, conversation_id)
+
+
+def rename_group(conn: sqlite3.Connection, conversation_id: str, actor_id: str, name: str
+                 ) -> tuple[list[Message], ConversationRecord]:
+    _, roles = _group_for_change(conn, conversation_id, actor_id)
+    _require_admin(roles, actor_id, "rename the group")
+    event = _system_message(conn, conversation_id, actor_id,
+                            {"event": "renamed", "name": name})
+    conn.execute("UPDATE conversations SET name = ? WHERE conversation_id = ?",
+                 (name, conversation_id))
+    return [event], _record(conn, conversation_id)
+
+
+def _group_for_change(conn: sqlite3.Connection, conversation_id: str, actor_id: str
+                      ) -> tuple[ConversationRecord, dict[str, str]]:
+    conv = conversation_by_id(conn, conversation_id)
+    roles = {m.user_id: m.role for m in conv.members} if conv is not None else {}
+    if conv is None or actor_id not in roles:
+        raise ChatError(ErrorCode.FORBIDDEN, "not a member of this conversation")
+    if conv.kind != "group":
+        raise ChatError(ErrorCode.INVALID, "a direct conversation's members and name are fixed")
+    return conv, roles
+
+
+def _require_admin(roles: dict[str, str], actor_id: str, what: str) -> None:
+    if roles[actor_id] != "admin":
+        raise ChatError(ErrorCode.FORBIDDEN, f"only a group admin can {what}")
+
+
+def _record(conn: sqlite3.Connection, conversation_id: str) -> ConversationRecord:
     record = conversation_by_id(conn, conversation_id)
     assert record is not None
-    return events, record
+    return record
 
 
 def advance_markers(conn: sqlite3.Connection, conversation_id: str, user_id: str,

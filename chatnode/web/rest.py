@@ -25,9 +25,11 @@ from ..protocol import (
     ErrorCode,
     LoginRequest,
     RegisterRequest,
+    RenameRequest,
     Send,
     SendRequest,
     Sent,
+    SetRoleRequest,
     decode_body,
     encode_json,
     json_schema,
@@ -63,8 +65,11 @@ class Api:
             Route(f"{v1}/conversations", self.create_conversation, methods=["POST"]),
             Route(f"{v1}/conversations/{{cid}}", self.get_conversation, methods=["GET"]),
             Route(f"{v1}/conversations/{{cid}}/members", self.add_member, methods=["POST"]),
+            Route(f"{v1}/conversations/{{cid}}", self.rename, methods=["PATCH"]),
             Route(f"{v1}/conversations/{{cid}}/members/{{uid}}", self.remove_member,
                   methods=["DELETE"]),
+            Route(f"{v1}/conversations/{{cid}}/members/{{uid}}", self.set_role,
+                  methods=["PATCH"]),
             Route(f"{v1}/conversations/{{cid}}/messages", self.history, methods=["GET"]),
             Route(f"{v1}/conversations/{{cid}}/messages", self.send, methods=["POST"]),
             Route(f"{v1}/schema.json", self.schema, methods=["GET"]),
@@ -150,16 +155,30 @@ class Api:
     async def add_member(self, request: Request) -> Response:
         device = await self._device(request)
         body: AddMemberRequest = await self._body(request, AddMemberRequest)
-        info = await self.service.change_members(device.user_id, request.path_params["cid"],
-                                                 "add", body.user_id)
-        return json_response(info)
+        return json_response(await self.service.change_group(
+            device.user_id, request.path_params["cid"], sql.change_membership, "add",
+            body.user_id, self.service.group_members))
 
     async def remove_member(self, request: Request) -> Response:
         """An admin removes a member, or anyone leaves (their own user_id)."""
         device = await self._device(request)
-        info = await self.service.change_members(device.user_id, request.path_params["cid"],
-                                                 "remove", request.path_params["uid"])
+        info = await self.service.change_group(
+            device.user_id, request.path_params["cid"], sql.change_membership, "remove",
+            request.path_params["uid"], self.service.group_members)
         return json_response(info if info is not None else {})
+
+    async def set_role(self, request: Request) -> Response:
+        device = await self._device(request)
+        body: SetRoleRequest = await self._body(request, SetRoleRequest)
+        return json_response(await self.service.change_group(
+            device.user_id, request.path_params["cid"], sql.set_member_role,
+            request.path_params["uid"], body.role))
+
+    async def rename(self, request: Request) -> Response:
+        device = await self._device(request)
+        body: RenameRequest = await self._body(request, RenameRequest)
+        return json_response(await self.service.change_group(
+            device.user_id, request.path_params["cid"], sql.rename_group, body.name))
 
     async def history(self, request: Request) -> Response:
         device = await self._device(request)

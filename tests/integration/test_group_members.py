@@ -103,3 +103,38 @@ async def test_direct_conversations_have_fixed_members_and_groups_a_size_limit(
     assert (status, body["error"]["code"]) == (403, "forbidden")
     for user in (alice, bob, carol, dave):
         await user.rest.aclose()
+
+
+async def test_admins_promote_demote_and_rename(node: Node, alice: User, bob: User) -> None:
+    carol = await new_user(node, "carol")
+    cid = (await alice.rest.group("club", [bob.user_id, carol.user_id]))["conversation_id"]
+    path = f"/api/v1/conversations/{cid}"
+    status, body = await bob.rest.call("PATCH", path, {"name": "mine"})
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+    status, body = await alice.rest.call("PATCH", f"{path}/members/{alice.user_id}",
+                                         {"role": "member"})
+    assert (status, body["error"]["code"]) == (409, "conflict")  # the only admin
+    status, body = await alice.rest.call("PATCH", f"{path}/members/{bob.user_id}",
+                                         {"role": "owner"})
+    assert (status, body["error"]["code"]) == (400, "invalid")
+    async with connect(node.url, carol.token) as (c, _):
+        info = await alice.rest.request("PATCH", f"{path}/members/{bob.user_id}",
+                                        {"role": "admin"})
+        assert {m["user_id"]: m["role"] for m in info["members"]}[bob.user_id] == "admin"
+        event, _ = await c.until_type("message")
+        assert json.loads(event["body"]) == {"event": "role_changed", "user_id": bob.user_id,
+                                             "role": "admin"}
+        renamed = await bob.rest.request("PATCH", path, {"name": "the club"})
+        assert renamed["name"] == "the club"
+        event, _ = await c.until_type("message")  # the log entry, then the new state
+        assert json.loads(event["body"]) == {"event": "renamed", "name": "the club"}
+        live, _ = await c.until_type("conversation")
+        assert (live["conversation_id"], live["name"]) == (cid, "the club")
+    info = await bob.rest.request("PATCH", f"{path}/members/{alice.user_id}",
+                                  {"role": "member"})
+    assert {m["user_id"]: m["role"] for m in info["members"]}[alice.user_id] == "member"
+    direct = (await alice.rest.direct(bob.user_id))["conversation_id"]
+    status, body = await alice.rest.call("PATCH", f"/api/v1/conversations/{direct}",
+                                         {"name": "x"})
+    assert (status, body["error"]["code"]) == (400, "invalid")
+    await carol.rest.aclose()
