@@ -364,14 +364,26 @@ def decode_body(data: bytes, type_: type[Any]) -> Any:
         raise ChatError(ErrorCode.BAD_FRAME, f"body is not JSON: {exc}") from None
 
 
+REST_BODIES = (
+    RegisterRequest, LoginRequest, AuthResponse, UserInfo, CreateConversationRequest,
+    AddMemberRequest, SetRoleRequest, RenameRequest, SendRequest, ConversationInfo,
+    ConversationList, HistoryPage, ErrorResponse,
+)
+
+
 def json_schema() -> dict[str, Any]:
     """JSON Schema of every frame and REST body, for people writing their own clients."""
-    (client, server), components = msgspec.json.schema_components(
-        [AnyClientFrame, AnyServerFrame], ref_template="#/$defs/{name}"
+    schemas, components = msgspec.json.schema_components(
+        [AnyClientFrame, AnyServerFrame, *REST_BODIES], ref_template="#/$defs/{name}"
     )
+    client, server, *bodies = schemas
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "chatnode wire protocol v1",
         "$defs": components,
-        "properties": {"client_frame": client, "server_frame": server},
+        "properties": {
+            "client_frame": client,
+            "server_frame": server,
+            "rest": {"anyOf": bodies},
+        },
     }

@@ -138,3 +138,28 @@ async def test_admins_promote_demote_and_rename(node: Node, alice: User, bob: Us
                                          {"name": "x"})
     assert (status, body["error"]["code"]) == (400, "invalid")
     await carol.rest.aclose()
+
+
+async def test_group_creator_is_admin_and_members_see_it_live(node: Node, alice: User,
+                                                             bob: User) -> None:
+    async with connect(node.url, bob.token) as (b, _):
+        group = await alice.rest.group("club", [bob.user_id])
+        roles = {m["user_id"]: m["role"] for m in group["members"]}
+        assert roles == {alice.user_id: "admin", bob.user_id: "member"}
+        live, _ = await b.until_type("conversation")
+        assert live["conversation_id"] == group["conversation_id"]
+        assert live["name"] == "club" and live["kind"] == "group"
+
+
+async def test_a_group_is_created_only_within_the_size_limit(own_node: Node) -> None:
+    own_node.env["CHATNODE_LIMITS_GROUP_MEMBERS"] = "3"
+    node = own_node.start()
+    users = [await new_user(node) for _ in range(4)]
+    status, body = await users[0].rest.call("POST", "/api/v1/conversations", {
+        "kind": "group", "members": [u.user_id for u in users[1:]]})
+    assert (status, body["error"]["code"]) == (413, "too_large")
+    status, _ = await users[0].rest.call("POST", "/api/v1/conversations", {
+        "kind": "group", "members": [u.user_id for u in users[1:3]]})
+    assert status == 201
+    for u in users:
+        await u.rest.aclose()

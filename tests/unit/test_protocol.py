@@ -296,3 +296,12 @@ def test_json_schema_accepts_what_the_decoder_accepts() -> None:
     assert defs["Send"]["properties"]["conversation_id"]["minLength"] == 1
     assert set(defs["Send"]["required"]) == {"type", "conversation_id", "client_msg_id"}
 
+
+
+def test_json_schema_describes_the_rest_bodies_too() -> None:
+    from chatnode.protocol import json_schema
+
+    definitions = json_schema()["$defs"]
+    for name in ("RegisterRequest", "LoginRequest", "CreateConversationRequest",
+                 "SendRequest", "ConversationInfo", "HistoryPage", "ErrorResponse"):
+        assert name in definitions
