@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,10 +11,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trio
+from trio_websocket import ConnectionClosed, open_websocket_url
 
-from chatnode.client import RestClient
+from chatnode.client import RestClient, ws_url
 
 PASSWORD = "correct horse battery"
 
@@ -119,3 +123,14 @@ async def bob(node: Node) -> AsyncIterator[User]:
 def of_type(frames: list[dict], type_: str) -> list[dict]:
     """The frames of one type, in order."""
     return [f for f in frames if f["type"] == type_]
+
+
+async def hello_refused(url: str, token: str) -> tuple[dict[str, Any], int]:
+    """Say hello with `token`; return the error frame and the close code that follow."""
+    with trio.fail_after(10):
+        async with open_websocket_url(ws_url(url)) as ws:
+            await ws.send_message(json.dumps({"type": "hello", "token": token}))
+            frame = json.loads(await ws.get_message())
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.get_message()
+    return frame, closed.value.reason.code

@@ -3,7 +3,6 @@ crash, shutdown on a signal, and where the configuration comes from."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -17,11 +16,11 @@ from typing import Any
 
 import pytest
 import trio
-from trio_websocket import ConnectionClosed, open_websocket_url
+from trio_websocket import ConnectionClosed
 
-from chatnode.client import RestClient, connect, ws_url
+from chatnode.client import RestClient, connect
 
-from ..conftest import PASSWORD, Node, new_user
+from ..conftest import PASSWORD, Node, hello_refused, new_user
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -59,17 +58,6 @@ async def add_user(data_dir: Path, name: str, password: str = PASSWORD,
 def listed(result: subprocess.CompletedProcess[bytes]) -> dict[str, str]:
     """`user list` output as {username: its whole line}."""
     return {line.split()[0]: line for line in out(result).splitlines() if line.strip()}
-
-
-async def hello_refused(url: str, token: str) -> tuple[dict[str, Any], int]:
-    """Say hello with `token`; return the error frame and the close code that follow."""
-    with trio.fail_after(10):
-        async with open_websocket_url(ws_url(url)) as ws:
-            await ws.send_message(json.dumps({"type": "hello", "token": token}))
-            frame = json.loads(await ws.get_message())
-            with pytest.raises(ConnectionClosed) as closed:
-                await ws.get_message()
-    return frame, closed.value.reason.code
 
 
 async def login_status(url: str, username: str, password: str = PASSWORD

@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from trio_websocket import ConnectionClosed, open_websocket_url
+from trio_websocket import ConnectionClosed
 
-from chatnode.client import RestClient, connect, ws_url
+from chatnode.client import RestClient, connect
 
-from ..conftest import PASSWORD, Node, User, new_device, new_user, of_type
+from ..conftest import PASSWORD, Node, User, hello_refused, new_device, new_user, of_type
 
 
 def assert_error(status: int, body: Any, want_status: int, want_code: str,
@@ -38,17 +38,6 @@ async def raw(node: Node, method: str, path: str, content: bytes | None = None,
         all_headers["Authorization"] = f"Bearer {token}"
     async with httpx.AsyncClient(base_url=node.url, timeout=30) as http:
         return await http.request(method, path, content=content, headers=all_headers)
-
-
-async def hello_refused(url: str, token: str) -> tuple[dict[str, Any], int]:
-    """Say hello with `token`; return the error frame and the close code that follow."""
-    with trio.fail_after(10):
-        async with open_websocket_url(ws_url(url)) as ws:
-            await ws.send_message(json.dumps({"type": "hello", "token": token}))
-            frame = json.loads(await ws.get_message())
-            with pytest.raises(ConnectionClosed) as closed:
-                await ws.get_message()
-    return frame, closed.value.reason.code
 
 
 def messages_path(cid: str) -> str:
