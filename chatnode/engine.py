@@ -22,7 +22,7 @@ from .protocol import (
 )
 from .store import CatchupRange, ConversationRecord
 
-SUPPORTED_KINDS = frozenset({"text", "reaction", "edit", "delete"})
+SUPPORTED_KINDS = frozenset({"text", "media", "reaction", "edit", "delete"})
 TARGETED_KINDS = frozenset({"reaction", "edit", "delete"})
 MAX_REACTION_CHARS = 16
 
@@ -157,8 +157,8 @@ class Engine:
         if len(frame.body) > self.body_chars:
             raise ChatError(ErrorCode.TOO_LARGE,
                             f"body is longer than {self.body_chars} characters", ref=ref)
-        if frame.media_id is not None:
-            raise refuse("media_id belongs to kind media")
+        if (frame.kind == "media") != (frame.media_id is not None):
+            raise refuse("media_id is required for kind media, and only for it")
         needs_target = frame.kind in TARGETED_KINDS
         if needs_target != (frame.target is not None):
             raise refuse("target is required for reaction, edit and delete, and only for them")
@@ -169,8 +169,8 @@ class Engine:
         if frame.kind == "reaction" and len(frame.body) > MAX_REACTION_CHARS:
             raise refuse(f"a reaction is at most {MAX_REACTION_CHARS} characters")
         if frame.reply_to is not None:
-            if frame.kind != "text":
-                raise refuse("reply_to belongs to kind text")
+            if frame.kind not in ("text", "media"):
+                raise refuse("reply_to belongs to kinds text and media")
             if not 1 <= frame.reply_to <= conv.last_seq:
                 raise refuse("reply_to names no message of this conversation")
         return conv

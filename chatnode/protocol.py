@@ -257,6 +257,12 @@ class AuthResponse(Struct):
     device_id: str
 
 
+class MediaInfo(Struct):
+    media_id: str
+    size: int
+    content_type: str
+
+
 class UserInfo(Struct):
     user_id: str
     username: str
@@ -367,7 +373,7 @@ def decode_body(data: bytes, type_: type[Any]) -> Any:
 REST_BODIES = (
     RegisterRequest, LoginRequest, AuthResponse, UserInfo, CreateConversationRequest,
     AddMemberRequest, SetRoleRequest, RenameRequest, SendRequest, ConversationInfo,
-    ConversationList, HistoryPage, ErrorResponse,
+    ConversationList, HistoryPage, MediaInfo, ErrorResponse,
 )
 
 

@@ -23,11 +23,12 @@ from .accounts import Accounts
 from .config import Config
 from .engine import Engine
 from .hub import CLOSE_GOING_AWAY, Hub
+from .media import MediaFiles
 from .metrics import Metrics
 from .presence import PresenceTracker
 from .ratelimit import SendRateLimiter
 from .service import ChatService
-from .store import SqliteStore
+from .store import SqliteStore, now_ms
 from .store import sqlite as sql
 from .timers import Timers
 from .web.app import build_app
@@ -38,6 +39,10 @@ LOCK_FILE = "chatnode.lock"
 # Frames above frame_bytes get a `too_large` error and the session goes on; hypercorn itself
 # drops the connection (1009) only for frames this many times larger, so memory stays bounded.
 HARD_FRAME_FACTOR = 16
+
+
+MEDIA_SWEEP_EVERY_S = 3600
+MEDIA_UNREFERENCED_MAX_AGE_MS = 24 * 3600 * 1000
 
 
 class DataDirInUse(Exception):
@@ -63,6 +68,15 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+async def sweep_media(store: SqliteStore, media: MediaFiles) -> None:
+    """Uploads never sent in a message are forgotten after a day, checked every hour."""
+    while True:
+        for sha256 in await store.write(sql.sweep_unreferenced_media,
+                                        now_ms() - MEDIA_UNREFERENCED_MAX_AGE_MS):
+            media.delete(sha256)
+        await trio.sleep(MEDIA_SWEEP_EVERY_S)
 
 
 def hypercorn_config(config: Config) -> HypercornConfig:
@@ -95,7 +109,9 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
                               heartbeat_s=config.heartbeat_s,
                               group_members=config.limits.group_members)
         accounts = Accounts(store, registration_open=config.registration == "open")
-        app = build_app(service, accounts, hub, frame_bytes=config.limits.frame_bytes,
+        media = MediaFiles(data_dir)
+        app = build_app(service, accounts, hub, media, frame_bytes=config.limits.frame_bytes,
+                        upload_bytes=config.limits.upload_bytes,
                         outbox_frames=config.outbox_frames)
         stopping = trio.Event()
         store.start()
@@ -103,6 +119,7 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async with trio.open_nursery() as background:
                     background.start_soon(timers.run)
+                    background.start_soon(sweep_media, store, media)
                     async with trio.open_nursery() as nursery:
                         binds = await nursery.start(partial(
                             hypercorn.trio.serve, app, hypercorn_config(config),

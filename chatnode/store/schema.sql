@@ -60,6 +60,21 @@ CREATE TABLE messages (
 -- Reactions, edits and deletes by the message they target.
 CREATE INDEX messages_by_target ON messages (conversation_id, target) WHERE target IS NOT NULL;
 
+CREATE INDEX messages_by_media ON messages (media_id) WHERE media_id IS NOT NULL;
+
+-- Uploads. The bytes live under <data_dir>/media/, named by their SHA-256, so two uploads of
+-- the same file share one copy; media_id is random so it reveals nothing about the content.
+CREATE TABLE media (
+    media_id     TEXT PRIMARY KEY,
+    sha256       TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    uploader_id  TEXT NOT NULL REFERENCES users (user_id),
+    created_at   INTEGER NOT NULL,
+    referenced   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX media_unreferenced ON media (created_at) WHERE referenced = 0;
+
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL

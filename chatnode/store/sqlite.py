@@ -285,6 +285,8 @@ def append_message(conn: sqlite3.Connection, conversation_id: str, sender_id: st
                         ref=client_msg_id)
     if target is not None:
         _check_target(conn, conversation_id, sender_id, client_msg_id, kind, target)
+    if media_id is not None:
+        _use_media(conn, media_id, sender_id, client_msg_id)
     if kind == "delete":
         body = ""
     ts = now_ms()
@@ -327,6 +329,53 @@ def _check_target(conn: sqlite3.Connection, conversation_id: str, sender_id: str
     if kind != "reaction" and row[0] != sender_id:
         raise ChatError(ErrorCode.FORBIDDEN, f"only the author may {kind} a message",
                         ref=client_msg_id)
+
+
+def _use_media(conn: sqlite3.Connection, media_id: str, sender_id: str,
+               client_msg_id: str) -> None:
+    """A media message sends the sender's own upload; from then on it is kept for good."""
+    cursor = conn.execute(
+        "UPDATE media SET referenced = 1 WHERE media_id = ? AND uploader_id = ?",
+        (media_id, sender_id))
+    if cursor.rowcount != 1:
+        raise ChatError(ErrorCode.INVALID, "media_id names no upload of yours",
+                        ref=client_msg_id)
+
+
+def insert_media(conn: sqlite3.Connection, sha256: str, size: int, content_type: str,
+                 uploader_id: str) -> str:
+    media_id = new_id("m")
+    conn.execute(
+        "INSERT INTO media (media_id, sha256, size, content_type, uploader_id, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (media_id, sha256, size, content_type, uploader_id, now_ms()))
+    return media_id
+
+
+def media_for(conn: sqlite3.Connection, media_id: str, user_id: str
+              ) -> tuple[str, str, int] | None:
+    """(sha256, content_type, size) if `user_id` may fetch it: the uploader, or a member of a
+    conversation holding a message that still references it."""
+    row = conn.execute(
+        "SELECT sha256, content_type, size FROM media AS d WHERE media_id = ? AND ("
+        " uploader_id = ? OR EXISTS (SELECT 1 FROM messages AS m JOIN members AS b"
+        " ON b.conversation_id = m.conversation_id AND b.user_id = ?"
+        " WHERE m.media_id = d.media_id AND m.seq > b.joined_seq))",
+        (media_id, user_id, user_id)).fetchone()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def sweep_unreferenced_media(conn: sqlite3.Connection, older_than_ms: int) -> list[str]:
+    """Forget uploads never sent before `older_than_ms`; return the hashes whose file no
+    upload uses any more (the caller deletes those files)."""
+    rows = conn.execute(
+        "DELETE FROM media WHERE referenced = 0 AND created_at < ? RETURNING sha256",
+        (older_than_ms,)).fetchall()
+    orphans = []
+    for (sha256,) in set(rows):
+        if conn.execute("SELECT 1 FROM media WHERE sha256 = ?", (sha256,)).fetchone() is None:
+            orphans.append(sha256)
+    return orphans
 
 
 def _system_message(conn: sqlite3.Connection, conversation_id: str, actor_id: str,

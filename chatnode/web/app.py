@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket
 
 from ..accounts import Accounts
 from ..hub import Hub
+from ..media import MediaFiles
 from ..protocol import ChatError, ErrorBody, ErrorCode, ErrorResponse
 from ..service import ChatService
 from .rest import Api, json_response
@@ -52,9 +53,9 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return error_response(ErrorCode.INTERNAL, "internal error", 500)
 
 
-def build_app(service: ChatService, accounts: Accounts, hub: Hub, *, frame_bytes: int,
-              outbox_frames: int) -> Starlette:
-    api = Api(service, accounts, hub, body_bytes=frame_bytes)
+def build_app(service: ChatService, accounts: Accounts, hub: Hub, media: MediaFiles, *,
+              frame_bytes: int, upload_bytes: int, outbox_frames: int) -> Starlette:
+    api = Api(service, accounts, hub, media, body_bytes=frame_bytes, upload_bytes=upload_bytes)
 
     async def websocket_endpoint(websocket: WebSocket) -> None:
         await WebSocketSession(websocket, service, accounts, frame_bytes, outbox_frames).run()

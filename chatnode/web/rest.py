@@ -12,11 +12,12 @@ from typing import Any
 import msgspec
 import trio
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from ..accounts import Accounts
 from ..hub import CLOSE_UNAUTHENTICATED, Hub
+from ..media import MediaFiles
 from ..protocol import (
     AddMemberRequest,
     ChatError,
@@ -24,6 +25,7 @@ from ..protocol import (
     CreateConversationRequest,
     ErrorCode,
     LoginRequest,
+    MediaInfo,
     RegisterRequest,
     RenameRequest,
     Send,
@@ -46,12 +48,14 @@ def json_response(value: Any, status: int = 200) -> Response:
 
 
 class Api:
-    def __init__(self, service: ChatService, accounts: Accounts, hub: Hub,
-                 body_bytes: int) -> None:
+    def __init__(self, service: ChatService, accounts: Accounts, hub: Hub, media: MediaFiles,
+                 *, body_bytes: int, upload_bytes: int) -> None:
         self.service = service
         self.accounts = accounts
         self.hub = hub
+        self.media = media
         self.body_bytes = body_bytes
+        self.upload_bytes = upload_bytes
 
     def routes(self) -> list[Route]:
         v1 = "/api/v1"
@@ -72,6 +76,8 @@ class Api:
                   methods=["PATCH"]),
             Route(f"{v1}/conversations/{{cid}}/messages", self.history, methods=["GET"]),
             Route(f"{v1}/conversations/{{cid}}/messages", self.send, methods=["POST"]),
+            Route(f"{v1}/media", self.upload, methods=["POST"]),
+            Route(f"{v1}/media/{{media_id}}", self.download, methods=["GET"]),
             Route(f"{v1}/schema.json", self.schema, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
@@ -203,6 +209,36 @@ class Api:
             raise self.service.error_for(exc, body.client_msg_id) from None
         sent = Sent(message.conversation_id, message.client_msg_id, message.seq, message.ts)
         return json_response(sent, 201 if created else 200)
+
+    # --- media -------------------------------------------------------------------------------
+
+    async def upload(self, request: Request) -> Response:
+        """The raw body is the file; streamed to disk, refused past `upload_bytes`."""
+        device = await self._device(request)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.upload_bytes:
+            raise ChatError(ErrorCode.TOO_LARGE, f"upload is larger than {self.upload_bytes}"
+                            " bytes")
+        content_type = request.headers.get("content-type") or "application/octet-stream"
+        if len(content_type) > 128:
+            raise ChatError(ErrorCode.INVALID, "Content-Type is too long")
+        sha256, size = await self.media.save(request.stream(), self.upload_bytes)
+        media_id = await self.service.store.write(sql.insert_media, sha256, size,
+                                                  content_type, device.user_id)
+        return json_response(MediaInfo(media_id, size, content_type), 201)
+
+    async def download(self, request: Request) -> Response:
+        """Only to its uploader and to members of a conversation that references it; anyone
+        else is told it does not exist."""
+        device = await self._device(request)
+        found = await self.service.store.read(sql.media_for, request.path_params["media_id"],
+                                              device.user_id)
+        if found is None:
+            raise ChatError(ErrorCode.NOT_FOUND, "no such media")
+        sha256, content_type, _ = found
+        # The bytes behind a media_id never change, so clients may keep them.
+        return FileResponse(self.media.path(sha256), media_type=content_type,
+                            headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
     # --- operations ---------------------------------------------------------------------------
 

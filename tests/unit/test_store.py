@@ -433,3 +433,17 @@ def test_read_ranges_uses_the_messages_primary_key(tmp_path: Path) -> None:
     assert all(f"USING INDEX {pk_index} (conversation_id=? AND seq>? AND seq<?)" in d
                for d in searches), plan
     assert not any(d.startswith(("SCAN m", "SCAN messages")) for d in plan), plan
+
+
+def test_unreferenced_uploads_are_swept_and_shared_files_kept(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from chatnode.store import sqlite as sql
+
+    conn = sql.open_database(tmp_path)
+    user = sql.insert_user(conn, "uploader", None, "x")
+    sent = sql.insert_media(conn, "aaa", 1, "text/plain", user.user_id)
+    sql.insert_media(conn, "aaa", 1, "text/plain", user.user_id)  # same bytes, never sent
+    sql.insert_media(conn, "bbb", 1, "text/plain", user.user_id)  # never sent
+    conn.execute("UPDATE media SET referenced = 1 WHERE media_id = ?", (sent,))
+    assert sql.sweep_unreferenced_media(conn, sql.now_ms() - 60_000) == []  # too recent
+    assert sql.sweep_unreferenced_media(conn, sql.now_ms() + 1) == ["bbb"]  # aaa still used
+    assert [r[0] for r in conn.execute("SELECT media_id FROM media")] == [sent]
