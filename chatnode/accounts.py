@@ -13,14 +13,24 @@ from .protocol import (
     RegisterRequest,
     UserInfo,
 )
+from .ratelimit import RateLimiter
 from .store import DeviceAuth, SqliteStore
 from .store import sqlite as sql
 
 
 class Accounts:
-    def __init__(self, store: SqliteStore, registration_open: bool) -> None:
+    def __init__(self, store: SqliteStore, registration_open: bool,
+                 login_rate: RateLimiter) -> None:
         self.store = store
         self.registration_open = registration_open
+        self.login_rate = login_rate
+
+    def check_login_rate(self, address: str) -> None:
+        """Password guesses per client address (login and register alike)."""
+        retry_after_ms = self.login_rate.take(address)
+        if retry_after_ms is not None:
+            raise ChatError(ErrorCode.RATE_LIMITED, "too many login attempts from this address",
+                            retry_after_ms=retry_after_ms)
 
     async def authenticate(self, token: str) -> DeviceAuth:
         device = await self.store.read(sql.device_by_token_hash, auth.token_hash(token))

@@ -25,6 +25,7 @@ class Limits(Struct, forbid_unknown_fields=True):
     group_members: Annotated[int, Meta(ge=2)] = 256
     send_per_second: Annotated[float, Meta(ge=0)] = 20
     send_burst: PositiveInt = 50
+    login_per_minute: Annotated[float, Meta(ge=0)] = 10
 
 
 class Config(Struct, forbid_unknown_fields=True):

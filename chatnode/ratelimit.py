@@ -1,4 +1,5 @@
-"""Per-user send rate: a token bucket of `burst` tokens refilled at `per_second`."""
+"""Token buckets per key (a user's sends, an address's logins): `burst` tokens refilled at
+`per_second`."""
 
 from __future__ import annotations
 
@@ -6,24 +7,24 @@ import time
 from collections.abc import Callable
 
 
-class SendRateLimiter:
+class RateLimiter:
     def __init__(self, per_second: float, burst: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.per_second = per_second
         self.burst = burst
         self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # user -> (tokens, at)
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
 
-    def take(self, user_id: str) -> int | None:
+    def take(self, key: str) -> int | None:
         """Take a token: None when allowed, else the milliseconds until one is free.
         A rate of 0 turns the limit off."""
         if self.per_second <= 0:
             return None
         now = self.clock()
-        tokens, at = self._buckets.get(user_id, (float(self.burst), now))
+        tokens, at = self._buckets.get(key, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - at) * self.per_second)
         if tokens < 1:
-            self._buckets[user_id] = (tokens, now)
+            self._buckets[key] = (tokens, now)
             return max(1, int((1 - tokens) / self.per_second * 1000 + 0.999))
-        self._buckets[user_id] = (tokens - 1, now)
+        self._buckets[key] = (tokens - 1, now)
         return None

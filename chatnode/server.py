@@ -26,7 +26,7 @@ from .hub import CLOSE_GOING_AWAY, Hub
 from .media import MediaFiles
 from .metrics import Metrics
 from .presence import PresenceTracker
-from .ratelimit import SendRateLimiter
+from .ratelimit import RateLimiter
 from .service import ChatService
 from .store import SqliteStore, now_ms
 from .store import sqlite as sql
@@ -104,11 +104,14 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
         presence = PresenceTracker(
             engine, hub, timers,
             save_last_seen=lambda user_id, ts: store.submit(sql.set_last_seen, user_id, ts))
-        rate = SendRateLimiter(config.limits.send_per_second, config.limits.send_burst)
+        rate = RateLimiter(config.limits.send_per_second, config.limits.send_burst)
         service = ChatService(store, engine, hub, metrics, presence, rate,
                               heartbeat_s=config.heartbeat_s,
                               group_members=config.limits.group_members)
-        accounts = Accounts(store, registration_open=config.registration == "open")
+        login_rate = RateLimiter(config.limits.login_per_minute / 60,
+                                 max(1, int(config.limits.login_per_minute)))
+        accounts = Accounts(store, registration_open=config.registration == "open",
+                            login_rate=login_rate)
         media = MediaFiles(data_dir)
         app = build_app(service, accounts, hub, media, frame_bytes=config.limits.frame_bytes,
                         upload_bytes=config.limits.upload_bytes,

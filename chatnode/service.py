@@ -26,7 +26,7 @@ from .protocol import (
     Synced,
     Welcome,
 )
-from .ratelimit import SendRateLimiter
+from .ratelimit import RateLimiter
 from .store import Job, SqliteStore, StoreUnavailable, now_ms
 from .store import sqlite as sql
 
@@ -37,7 +37,7 @@ HISTORY_MAX_LIMIT = 200
 
 class ChatService:
     def __init__(self, store: SqliteStore, engine: Engine, hub: Hub, metrics: Metrics,
-                 presence: PresenceTracker, rate: SendRateLimiter, *, heartbeat_s: int,
+                 presence: PresenceTracker, rate: RateLimiter, *, heartbeat_s: int,
                  group_members: int) -> None:
         self.store = store
         self.engine = engine

@@ -27,10 +27,11 @@ class Node:
 
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
-        # The send rate limit is off for the tests that push bursts; test_rate_limit turns
-        # it back on.
+        # The send and login rate limits are off for the tests that push bursts (every test
+        # logs in from 127.0.0.1); test_rate_limit turns them back on.
         self.env = {**os.environ, "CHATNODE_REGISTRATION": "open", "CHATNODE_LOG_LEVEL": "warning",
-                    "CHATNODE_LIMITS_SEND_PER_SECOND": "0", **(env or {})}
+                    "CHATNODE_LIMITS_SEND_PER_SECOND": "0",
+                    "CHATNODE_LIMITS_LOGIN_PER_MINUTE": "0", **(env or {})}
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
 

@@ -118,11 +118,17 @@ class Api:
 
     # --- accounts -----------------------------------------------------------------------------
 
+    @staticmethod
+    def _address(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
     async def register(self, request: Request) -> Response:
+        self.accounts.check_login_rate(self._address(request))
         body = await self._body(request, RegisterRequest)
         return json_response(await self.accounts.register(body), 201)
 
     async def login(self, request: Request) -> Response:
+        self.accounts.check_login_rate(self._address(request))
         body = await self._body(request, LoginRequest)
         return json_response(await self.accounts.login(body))
 

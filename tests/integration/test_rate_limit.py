@@ -2,7 +2,7 @@
 
 import trio
 
-from chatnode.client import connect
+from chatnode.client import RestClient, connect
 
 from ..conftest import Node, new_user, of_type
 
@@ -37,3 +37,17 @@ async def test_sends_past_the_burst_are_rate_limited_and_stored_nowhere(own_node
     assert status == 429 and body["error"]["code"] == "rate_limited"
     await alice.rest.aclose()
     await bob.rest.aclose()
+
+
+async def test_login_attempts_per_address_are_limited(own_node: Node) -> None:
+    own_node.env["CHATNODE_LIMITS_LOGIN_PER_MINUTE"] = "5"
+    node = own_node.start()
+    async with RestClient(node.url) as rest:
+        answers = [await rest.call("POST", "/api/v1/login",
+                                   {"username": "nobody", "password": "wrong password"})
+                   for _ in range(6)]
+        assert [status for status, _ in answers] == [401] * 5 + [429]
+        assert answers[-1][1]["error"]["code"] == "rate_limited"
+        response = await rest._http.post("/api/v1/login", json={"username": "x",
+                                                                 "password": "y"})
+        assert response.status_code == 429 and int(response.headers["retry-after"]) >= 1

@@ -1,0 +1,51 @@
+import pytest
+
+from chatnode import hub as hub_module
+from chatnode.hub import CLOSE_TOO_SLOW, Hub, Session
+from chatnode.protocol import Message, encode
+
+
+def live_session(user_id: str, codec: str, capacity: int = 8) -> Session:
+    session = Session(user_id, f"d-{user_id}", codec, capacity)  # type: ignore[arg-type]
+    session.holding = False
+    return session
+
+
+async def test_fan_out_to_256_members_encodes_once_per_codec_and_skips_a_slow_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    encodes: list[str] = []
+
+    def counting_encode(frame, codec):  # type: ignore[no-untyped-def]
+        encodes.append(codec)
+        return encode(frame, codec)
+
+    monkeypatch.setattr(hub_module, "encode", counting_encode)
+    hub = Hub()
+    sessions = [live_session(f"u{i}", "json" if i % 2 else "msgpack") for i in range(256)]
+    slow = sessions[7]
+    for session in sessions:
+        hub.register(session)
+    for _ in range(slow.capacity):  # the slow member's outbox is already full
+        slow.outbox_send.send_nowait("old")
+    message = Message("c", 1, "u0", "m", "text", "hi", 0)
+    hub.publish([s.user_id for s in sessions], message)  # returns without waiting
+
+    assert sorted(encodes) == ["json", "msgpack"]
+    assert slow.close_code == CLOSE_TOO_SLOW and slow.cancel_scope.cancel_called
+    for session in sessions:
+        if session is not slow:
+            assert session.outbox_receive.receive_nowait() == (
+                encode(message, "json").decode() if session.codec == "json"
+                else encode(message, "msgpack"))
+            assert session.close_code is None
+
+
+async def test_frames_held_during_catch_up_are_released_above_what_it_sent() -> None:
+    session = Session("u", "d", "json", 8)
+    session.push(Message("c", 3, "x", "m3", "text", "old", 0))
+    session.push(Message("c", 4, "x", "m4", "text", "new", 0))
+    session.push(Message("other", 1, "x", "o1", "text", "new conversation", 0))
+    session.release_held({"c": 3})
+    released = [session.outbox_receive.receive_nowait() for _ in range(2)]
+    assert ['"seq":4' in r for r in released] == [True, False]
+    assert '"conversation_id":"other"' in released[1]
