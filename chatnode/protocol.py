@@ -286,8 +286,31 @@ class ConversationList(Struct):
     conversations: list[ConversationInfo]
 
 
+class FoldedMessage(Struct, omit_defaults=True):
+    """A message of `GET …/messages?fold=true`: its latest edit and current reactions folded
+    in (`reactions` maps an emoji to the users who chose it)."""
+
+    conversation_id: str
+    seq: int
+    sender_id: str
+    client_msg_id: str
+    kind: str
+    body: str
+    ts: int
+    media_id: str | None = None
+    reply_to: int | None = None
+    target: int | None = None
+    edited: bool = False
+    reactions: dict[str, list[str]] = msgspec.field(default_factory=dict)
+
+
 class HistoryPage(Struct):
     messages: list[Message]
+    has_more: bool
+
+
+class FoldedHistoryPage(Struct):
+    messages: list[FoldedMessage]
     has_more: bool
 
 
@@ -373,7 +396,7 @@ def decode_body(data: bytes, type_: type[Any]) -> Any:
 REST_BODIES = (
     RegisterRequest, LoginRequest, AuthResponse, UserInfo, CreateConversationRequest,
     AddMemberRequest, SetRoleRequest, RenameRequest, SendRequest, ConversationInfo,
-    ConversationList, HistoryPage, MediaInfo, ErrorResponse,
+    ConversationList, HistoryPage, FoldedHistoryPage, MediaInfo, ErrorResponse,
 )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .engine import ConversationState, Engine
+from .folding import FOLDED_KINDS, fold
 from .hub import Hub, Session
 from .metrics import Metrics
 from .presence import PresenceTracker
@@ -20,6 +21,7 @@ from .protocol import (
     ConversationInfo,
     CreateConversationRequest,
     ErrorCode,
+    FoldedHistoryPage,
     HistoryPage,
     Send,
     Sent,
@@ -244,11 +246,18 @@ class ChatService:
         return infos
 
     async def history(self, user_id: str, conversation_id: str, *, before: int | None,
-                      after: int | None, limit: int) -> HistoryPage:
+                      after: int | None, limit: int, folded: bool = False
+                      ) -> HistoryPage | FoldedHistoryPage:
+        """A page of the log; `folded` gives the view with edits and reactions folded in
+        (paging still counts the log's seqs, so a folded page may hold fewer messages)."""
         conv = self.engine.conversation_for(user_id, conversation_id)
         if not 1 <= limit <= HISTORY_MAX_LIMIT:
             raise ChatError(ErrorCode.INVALID, f"limit must be 1 to {HISTORY_MAX_LIMIT}")
         messages, has_more = await self.store.read(
             sql.history, conversation_id, before=before, after=after, limit=limit,
             min_seq=conv.members[user_id].joined_seq)
-        return HistoryPage(messages, has_more)
+        if not folded:
+            return HistoryPage(messages, has_more)
+        events = await self.store.read(sql.events_targeting, conversation_id,
+                                       [m.seq for m in messages], FOLDED_KINDS)
+        return FoldedHistoryPage(fold(messages, events), has_more)

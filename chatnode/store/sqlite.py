@@ -538,6 +538,20 @@ def history(conn: sqlite3.Connection, conversation_id: str, *, before: int | Non
     return page, len(rows) > limit
 
 
+def events_targeting(conn: sqlite3.Connection, conversation_id: str, seqs: list[int],
+                     kinds: tuple[str, ...]) -> list[Message]:
+    """Events of these kinds that target any of `seqs`, in seq order (the target index)."""
+    found: list[Message] = []
+    for start in range(0, len(seqs), 500):
+        chunk = seqs[start:start + 500]
+        found += [_message(row) for row in conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND target IN"
+            f" ({','.join('?' * len(chunk))}) AND kind IN ({','.join('?' * len(kinds))})",
+            (conversation_id, *chunk, *kinds))]
+    found.sort(key=lambda m: m.seq)
+    return found
+
+
 def last_messages(conn: sqlite3.Connection, keys: list[tuple[str, int]]) -> dict[str, Message]:
     """The message at `last_seq` of each conversation, one primary-key lookup each."""
     result: dict[str, Message] = {}

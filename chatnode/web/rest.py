@@ -199,8 +199,16 @@ class Api:
             before=self._seq_param(request, "before", None),
             after=self._seq_param(request, "after", None),
             limit=self._seq_param(request, "limit", 50) or 0,
+            folded=self._flag(request, "fold"),
         )
         return json_response(page)
+
+    @staticmethod
+    def _flag(request: Request, name: str) -> bool:
+        raw = request.query_params.get(name, "false").lower()
+        if raw not in ("true", "false", "1", "0"):
+            raise ChatError(ErrorCode.INVALID, f"{name} must be true or false")
+        return raw in ("true", "1")
 
     async def send(self, request: Request) -> Response:
         """The same path as a `send` frame; 201 for a new message, 200 for a retry."""

@@ -55,3 +55,36 @@ async def test_reactions_edits_and_deletes_are_logged_and_caught_up(
     assert [(m["seq"], m["kind"], m["body"]) for m in history["messages"]] == [
         (1, "text", "helo"), (2, "text", ""), (3, "edit", "hello"), (4, "delete", ""),
         (5, "text", "re"), (6, "reaction", "👍")]
+
+
+async def test_history_can_fold_edits_and_reactions_onto_their_messages(
+        node: Node, alice: User, bob: User) -> None:
+    cid = (await alice.rest.direct(bob.user_id))["conversation_id"]
+    path = f"/api/v1/conversations/{cid}/messages"
+
+    async def send(user: User, **fields: object) -> None:
+        await user.rest.request("POST", path, {"client_msg_id": f"{user.username}{fields}",
+                                               **fields})
+
+    await send(alice, body="helo")  # 1
+    await send(alice, body="second")  # 2
+    await send(alice, kind="edit", target=1, body="hello")  # 3
+    await send(bob, kind="reaction", target=1, body="👍")  # 4
+    await send(alice, kind="reaction", target=1, body="❤️")  # 5
+    await send(alice, kind="reaction", target=1, body="👍")  # 6: alice changes her mind
+    await send(bob, kind="reaction", target=2, body="😂")  # 7
+    await send(bob, kind="reaction", target=2, body="")  # 8: bob takes it back
+    await send(alice, kind="delete", target=2)  # 9
+
+    folded = await bob.rest.request("GET", path, params={"fold": "true"})
+    assert folded["has_more"] is False
+    assert [(m["seq"], m["kind"], m["body"]) for m in folded["messages"]] == [
+        (1, "text", "hello"), (2, "text", ""), (9, "delete", "")]
+    first = folded["messages"][0]
+    assert first["edited"] is True
+    assert first["reactions"] == {"👍": sorted([alice.user_id, bob.user_id])}
+    assert "reactions" not in folded["messages"][1]  # none left: omitted
+    raw = await bob.rest.history(cid)
+    assert [m["seq"] for m in raw["messages"]] == list(range(1, 10))  # the log is untouched
+    status, body = await bob.rest.call("GET", path, params={"fold": "maybe"})
+    assert (status, body["error"]["code"]) == (400, "invalid")
