@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
+
 from .protocol import FoldedMessage, Message
 
 FOLDED_KINDS = ("edit", "reaction")
@@ -36,9 +38,6 @@ def fold(page: Iterable[Message], events: Iterable[Message]) -> list[FoldedMessa
         grouped: dict[str, list[str]] = {}
         for user_id, emoji in sorted(reactions.get(m.seq, {}).items()):
             grouped.setdefault(emoji, []).append(user_id)
-        folded.append(FoldedMessage(
-            conversation_id=m.conversation_id, seq=m.seq, sender_id=m.sender_id,
-            client_msg_id=m.client_msg_id, kind=m.kind, body=latest_edit.get(m.seq, m.body),
-            ts=m.ts, media_id=m.media_id, reply_to=m.reply_to, target=m.target,
-            edited=m.seq in latest_edit, reactions=grouped))
+        fields = msgspec.structs.asdict(m) | {"body": latest_edit.get(m.seq, m.body)}
+        folded.append(FoldedMessage(**fields, edited=m.seq in latest_edit, reactions=grouped))
     return folded

@@ -156,7 +156,9 @@ class Welcome(ServerFrame, tag="welcome"):
     heartbeat_s: int
 
 
-class Message(ServerFrame, tag="message"):
+class MessageFields(Struct, omit_defaults=True):
+    """One entry of a conversation's log, as the `message` frame and history carry it."""
+
     conversation_id: str
     seq: int
     sender_id: str
@@ -167,6 +169,10 @@ class Message(ServerFrame, tag="message"):
     media_id: str | None = None
     reply_to: int | None = None
     target: int | None = None
+
+
+class Message(ServerFrame, MessageFields, tag="message"):
+    pass
 
 
 class Sent(ServerFrame, tag="sent"):
@@ -286,20 +292,10 @@ class ConversationList(Struct):
     conversations: list[ConversationInfo]
 
 
-class FoldedMessage(Struct, omit_defaults=True):
+class FoldedMessage(MessageFields, omit_defaults=True):
     """A message of `GET …/messages?fold=true`: its latest edit and current reactions folded
     in (`reactions` maps an emoji to the users who chose it)."""
 
-    conversation_id: str
-    seq: int
-    sender_id: str
-    client_msg_id: str
-    kind: str
-    body: str
-    ts: int
-    media_id: str | None = None
-    reply_to: int | None = None
-    target: int | None = None
     edited: bool = False
     reactions: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
