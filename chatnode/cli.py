@@ -7,6 +7,7 @@ the same data directory (SQLite's WAL lets them write alongside it).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,3 +136,24 @@ def user_disable(username: str, config_file: str | None, data_dir: str | None) -
     if not found:
         raise click.ClickException(f"no user named {username!r}")
     click.echo(f"disabled {username}")
+
+
+@main.command()
+@click.option("--url", default="http://127.0.0.1:8420", show_default=True,
+              help="The node to talk to.")
+@click.option("--user", "username", help="Log in as this user (the password is prompted).")
+def client(url: str, username: str | None) -> None:
+    """Chat from the terminal. Without --user, the token in CHATNODE_TOKEN is used."""
+    from .client import ApiError
+    from .terminal import run
+
+    token = os.environ.get("CHATNODE_TOKEN") if username is None else None
+    if username is None and token is None:
+        raise click.UsageError("give --user NAME, or a token in CHATNODE_TOKEN")
+    password = click.prompt("Password", hide_input=True) if username is not None else None
+    try:
+        trio.run(run, url, username, password, token)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    except KeyboardInterrupt:
+        pass

@@ -64,6 +64,7 @@ class Api:
             Route(f"{v1}/login", self.login, methods=["POST"]),
             Route(f"{v1}/logout", self.logout, methods=["POST"]),
             Route(f"{v1}/me", self.me, methods=["GET"]),
+            Route(f"{v1}/users/by-id/{{user_id}}", self.user_by_id, methods=["GET"]),
             Route(f"{v1}/users/{{username}}", self.user, methods=["GET"]),
             Route(f"{v1}/conversations", self.list_conversations, methods=["GET"]),
             Route(f"{v1}/conversations", self.create_conversation, methods=["POST"]),
@@ -145,6 +146,11 @@ class Api:
     async def user(self, request: Request) -> Response:
         await self._device(request)
         return json_response(await self.accounts.user_by_name(request.path_params["username"]))
+
+    async def user_by_id(self, request: Request) -> Response:
+        """Who a user_id is (an addition to PROTOCOL.md: frames carry ids, people want names)."""
+        await self._device(request)
+        return json_response(await self.accounts.user_by_id(request.path_params["user_id"]))
 
     # --- conversations and messages -----------------------------------------------------------
 
