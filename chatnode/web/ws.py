@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
 
 import trio
 from starlette.websockets import WebSocket
 
 from ..accounts import Accounts
-from ..hub import CLOSE_SILENT, CLOSE_UNAUTHENTICATED, Session
+from ..hub import CLOSE_SILENT, CLOSE_UNAUTHENTICATED, Session, encode_for
 from ..protocol import (
     SUBPROTOCOL_JSON,
     SUBPROTOCOL_MSGPACK,
@@ -29,9 +28,9 @@ from ..protocol import (
     Pong,
     Read,
     Send,
+    ServerFrame,
     Typing,
     decode_client_frame,
-    encode,
 )
 from ..service import ChatService
 
@@ -78,8 +77,10 @@ class WebSocketSession:
 
     async def _hello(self) -> Session | None:
         """The first frame must be a good `hello`; anything else is unauthenticated (4001)."""
-        data = await self._receive()
+        data, close_code = await self._receive()
         if data is None:
+            if close_code is not None:
+                await self._close(close_code)
             return None
         try:
             frame = self._decode(data)
@@ -94,16 +95,16 @@ class WebSocketSession:
         self._sync = frame.sync
         return Session(device.user_id, device.device_id, self.codec, self.outbox_frames)
 
-    async def _receive(self) -> bytes | str | None:
-        """The next data frame, or None when the client left or stayed silent too long."""
+    async def _receive(self) -> tuple[bytes | str | None, int | None]:
+        """(the next data frame, None), or (None, close code) when the session is over: the
+        client left (no code to send) or stayed silent too long (4000)."""
         with trio.move_on_after(self.silence_limit):
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
-                return None
+                return None, None
             text = message.get("text")
-            return text if text is not None else message.get("bytes", b"")
-        await self._close(CLOSE_SILENT)
-        return None
+            return (text if text is not None else message.get("bytes", b"")), None
+        return None, CLOSE_SILENT
 
     def _decode(self, data: bytes | str) -> AnyClientFrame:
         size = len(data.encode()) if isinstance(data, str) else len(data)
@@ -114,16 +115,12 @@ class WebSocketSession:
 
     async def _read(self, session: Session) -> None:
         while True:
-            with trio.move_on_after(self.silence_limit) as silence:
-                message = await self.websocket.receive()
-            if silence.cancelled_caught:
-                session.close(CLOSE_SILENT)
-                return
-            if message["type"] == "websocket.disconnect":
+            data, close_code = await self._receive()
+            if data is None:
+                if close_code is not None:
+                    session.close(close_code)
                 session.cancel_scope.cancel()
                 return
-            text = message.get("text")
-            data = text if text is not None else message.get("bytes", b"")
             try:
                 await self._handle(session, self._decode(data))
             except ChatError as exc:
@@ -159,9 +156,8 @@ class WebSocketSession:
         async for data in session.outbox_receive:
             await self._send_raw(data)
 
-    async def _send_now(self, frame: Any) -> None:
-        data = encode(frame, self.codec)
-        await self._send_raw(data.decode() if self.codec == "json" else data)
+    async def _send_now(self, frame: ServerFrame) -> None:
+        await self._send_raw(encode_for(frame, self.codec))
 
     async def _send_raw(self, data: str | bytes) -> None:
         if isinstance(data, str):
