@@ -17,6 +17,7 @@ from ..media import MediaFiles
 from ..protocol import ChatError, ErrorBody, ErrorCode, ErrorResponse
 from ..service import ChatService
 from .rest import Api, json_response
+from .shell import AppShell
 from .ws import WebSocketSession
 
 log = logging.getLogger("chatnode.web")
@@ -61,7 +62,8 @@ def build_app(service: ChatService, accounts: Accounts, hub: Hub, media: MediaFi
         await WebSocketSession(websocket, service, accounts, frame_bytes, outbox_frames).run()
 
     return Starlette(
-        routes=[*api.routes(), WebSocketRoute("/ws", websocket_endpoint)],
+        routes=[*api.routes(), WebSocketRoute("/ws", websocket_endpoint),
+                *AppShell().routes()],
         exception_handlers={
             ChatError: _chat_error,
             HTTPException: _http_error,

@@ -1,0 +1,89 @@
+// The REST half of the protocol (/api/v1): login, conversations, history and media.
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status; // 0: the node could not be reached
+    this.code = code;
+  }
+}
+
+export class Api {
+  constructor(token = null) {
+    this.token = token;
+  }
+
+  async request(method, path, { json, body, contentType, blob } = {}) {
+    const headers = {};
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    if (json !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      body = JSON.stringify(json);
+    } else if (contentType) {
+      headers['Content-Type'] = contentType;
+    }
+    let response;
+    try {
+      response = await fetch(`/api/v1${path}`, { method, headers, body });
+    } catch (err) {
+      throw new ApiError(0, 'network', 'cannot reach the server');
+    }
+    if (!response.ok) {
+      let error = { code: 'internal', message: `HTTP ${response.status}` };
+      try {
+        error = (await response.json()).error ?? error;
+      } catch { /* not our error body: keep the status */ }
+      throw new ApiError(response.status, error.code, error.message);
+    }
+    if (blob) return response.blob();
+    return response.status === 204 ? null : response.json();
+  }
+
+  login(username, password) {
+    return this.request('POST', '/login',
+      { json: { username, password, device_name: deviceName() } });
+  }
+
+  register(username, password) {
+    return this.request('POST', '/register', { json: { username, password } });
+  }
+
+  logout() { return this.request('POST', '/logout'); }
+  me() { return this.request('GET', '/me'); }
+  userByName(username) { return this.request('GET', `/users/${encodeURIComponent(username)}`); }
+  userById(userId) { return this.request('GET', `/users/by-id/${encodeURIComponent(userId)}`); }
+  conversations() { return this.request('GET', '/conversations'); }
+  conversation(id) { return this.request('GET', `/conversations/${id}`); }
+
+  createConversation(kind, members, name) {
+    return this.request('POST', '/conversations', { json: { kind, members, name } });
+  }
+
+  addMember(conversationId, userId) {
+    return this.request('POST', `/conversations/${conversationId}/members`,
+      { json: { user_id: userId } });
+  }
+
+  removeMember(conversationId, userId) {
+    return this.request('DELETE', `/conversations/${conversationId}/members/${userId}`);
+  }
+
+  history(conversationId, before, limit = 50) {
+    return this.request('GET',
+      `/conversations/${conversationId}/messages?before=${before}&limit=${limit}`);
+  }
+
+  upload(file) {
+    return this.request('POST', '/media',
+      { body: file, contentType: file.type || 'application/octet-stream' });
+  }
+
+  media(mediaId) { return this.request('GET', `/media/${mediaId}`, { blob: true }); }
+}
+
+function deviceName() {
+  const ua = navigator.userAgent;
+  const browser = /Firefox/.test(ua) ? 'Firefox' : /Edg\//.test(ua) ? 'Edge'
+    : /Chrom/.test(ua) ? 'Chromium' : /Safari/.test(ua) ? 'Safari' : 'Browser';
+  return `${browser} (web)`;
+}
