@@ -68,15 +68,13 @@ class PresenceTracker:
     def snapshot(self, user_id: str, stored_last_seen: dict[str, int | None]) -> list[Presence]:
         """One presence frame per user sharing a conversation with `user_id`, for the catch-up.
         `stored_last_seen` is what the store holds for users this process has not seen go."""
-        frames = []
-        now = now_ms()
-        for peer in sorted(self.engine.peers_of(user_id)):
-            if self.shown_online(peer):
-                frames.append(Presence(peer, True, now))
-            else:
-                seen = self.last_seen.get(peer, stored_last_seen.get(peer))
-                frames.append(Presence(peer, False, seen))
-        return frames
+        return [self.frame_for(peer, stored_last_seen)
+                for peer in sorted(self.engine.peers_of(user_id))]
+
+    def frame_for(self, user_id: str, stored_last_seen: dict[str, int | None]) -> Presence:
+        if self.shown_online(user_id):
+            return Presence(user_id, True, now_ms())
+        return Presence(user_id, False, self.last_seen.get(user_id, stored_last_seen.get(user_id)))
 
     # --- typing -------------------------------------------------------------------------------
 

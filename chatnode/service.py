@@ -179,6 +179,8 @@ class ChatService:
                                 on_done=self._conversation_done)
         record, created = await job.wait()
         conv = self.engine.conversations[record.conversation_id]
+        if created:
+            await self._introduce(conv, set(conv.members))
         return await self.conversation_info(user_id, conv), created
 
     def _conversation_done(self, job: Job) -> None:
@@ -193,10 +195,12 @@ class ChatService:
                            change: Callable[..., Any], *args: Any) -> ConversationInfo | None:
         """Run one of the store's group changes (membership, role, name); the conversation as
         the actor now sees it, or None when the actor left."""
+        before = set(self.engine.conversations[conversation_id].members)
         job = self.store.submit(change, conversation_id, actor_id, *args,
                                 on_done=self._members_done)
         await job.wait()
         conv = self.engine.conversations[conversation_id]
+        await self._introduce(conv, set(conv.members) - before)
         if actor_id not in conv.members:
             return None
         return await self.conversation_info(actor_id, conv)
@@ -220,6 +224,24 @@ class ChatService:
         self.hub.publish(audience, self.engine.conversation_frame(conv))
         for viewer, status in updates:
             self.hub.publish((viewer,), status)
+
+    async def _introduce(self, conv: ConversationState, newcomers: set[str]) -> None:
+        """Members who now share a conversation learn each other's presence at once, as their
+        next catch-up would tell them. In a group only those online are announced: a group of
+        256 would otherwise cost each member 255 frames for "offline" it can do without."""
+        pairs = [(viewer, user) for viewer in conv.members for user in conv.members
+                 if viewer != user and (viewer in newcomers or user in newcomers)]
+        if conv.kind == "group":
+            pairs = [(v, u) for v, u in pairs if self.presence.shown_online(u)]
+        if not pairs:
+            return
+        viewers_of: dict[str, list[str]] = {}
+        for viewer, user in pairs:
+            viewers_of.setdefault(user, []).append(viewer)
+        stored = await self.store.read(sql.users_info, sorted(viewers_of))
+        last_seen = {user_id: user.last_seen for user_id, user in stored.items()}
+        for user, viewers in viewers_of.items():
+            self.hub.publish(viewers, self.presence.frame_for(user, last_seen))
 
     async def conversation_info(self, user_id: str, conv: ConversationState) -> ConversationInfo:
         return (await self._infos(user_id, [conv]))[0]

@@ -118,3 +118,32 @@ async def test_typing_is_forwarded_refreshed_and_cleared(node: Node, alice: User
         cleared, _ = await b.until_type("typing", timeout=2)  # alice went offline
         assert cleared["typing"] is False
     await stranger.rest.aclose()
+
+
+async def test_new_conversation_partners_learn_each_others_presence_at_once(
+        node: Node, alice: User, bob: User) -> None:
+    """Without this, a chat started while both are online shows no presence until a reconnect."""
+    async with connect(node.url, alice.token) as (a, _), connect(node.url, bob.token) as (b, _):
+        await alice.rest.direct(bob.user_id)
+        told_alice, _ = await a.until_type("presence")
+        told_bob, _ = await b.until_type("presence")
+        assert (told_alice["user_id"], told_alice["online"]) == (bob.user_id, True)
+        assert (told_bob["user_id"], told_bob["online"]) == (alice.user_id, True)
+
+
+async def test_a_member_added_to_a_group_learns_who_is_online_and_they_learn_of_them(
+        node: Node, alice: User, bob: User) -> None:
+    carol = await new_user(node, "carol")
+    offline_dave = await new_user(node, "dave")
+    group = await alice.rest.group("club", [offline_dave.user_id])
+    async with connect(node.url, alice.token) as (a, _), connect(node.url, carol.token) as (c, _):
+        members = f"/api/v1/conversations/{group['conversation_id']}/members"
+        await alice.rest.request("POST", members, {"user_id": carol.user_id})
+        told_carol, _ = await c.until_type("presence")
+        assert (told_carol["user_id"], told_carol["online"]) == (alice.user_id, True)
+        told_alice, _ = await a.until_type("presence")
+        assert (told_alice["user_id"], told_alice["online"]) == (carol.user_id, True)
+        # dave is offline: in a group, offline members are left to the next catch-up
+        assert of_type(await frames_within(c, 0.3), "presence") == []
+    for user in (carol, offline_dave):
+        await user.rest.aclose()
