@@ -106,8 +106,9 @@ function MessageItem({ state, c, item, quoted, onReply, onEdit }) {
   return html`
     <li class=${`message ${mine ? 'mine' : 'theirs'}`} data-testid="message" data-seq=${item.seq}
       data-client-msg-id=${item.client_msg_id} data-status=${status}
-      aria-label=${`${mine ? 'You' : sender}, ${clockTime(item.ts)}`}>
-      ${!mine && c.kind === 'group' && html`<div class="sender">${sender}</div>`}
+      tabindex="0">
+      ${!mine && c.kind === 'group' ? html`<div class="sender">${sender}</div>`
+        : html`<span class="visually-hidden">${mine ? 'You' : sender}: </span>`}
       ${item.reply_to && html`<blockquote data-testid="reply-quote">
         ${quoted ? `${displayName(state.users, quoted.sender_id)}: ${quoted.deleted ? 'message deleted' : quoted.body}`
           : `message #${item.reply_to}`}</blockquote>`}
