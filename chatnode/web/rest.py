@@ -256,9 +256,13 @@ class Api:
         if found is None:
             raise ChatError(ErrorCode.NOT_FOUND, "no such media")
         sha256, content_type, _ = found
-        # The bytes behind a media_id never change, so clients may keep them.
-        return FileResponse(self.media.path(sha256), media_type=content_type,
-                            headers={"Cache-Control": "private, max-age=31536000, immutable"})
+        # The bytes behind a media_id never change, so clients may keep them. The uploader chose
+        # the content type: never sniff it, and never run what it holds (an HTML or SVG upload
+        # opened in a tab would otherwise script the node's origin).
+        return FileResponse(self.media.path(sha256), media_type=content_type, headers={
+            "Cache-Control": "private, max-age=31536000, immutable",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox; default-src 'none'"})
 
     # --- operations ---------------------------------------------------------------------------
 

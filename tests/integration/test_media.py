@@ -80,3 +80,14 @@ async def test_uploads_over_the_limit_are_refused_and_the_same_bytes_kept_once(
         refused = await http.post("/api/v1/media", content=b"x")
         assert refused.status_code == 401
     await alice.rest.aclose()
+
+
+async def test_an_uploaded_page_is_never_sniffed_or_run_in_the_nodes_origin(
+        node: Node, alice: User) -> None:
+    """An HTML or SVG upload opened in a tab must not script the node's origin."""
+    page = b"<html><script>fetch('/api/v1/me')</script></html>"
+    media_id = (await upload(node, alice, page, "text/html")).json()["media_id"]
+    served = await fetch(node, alice, media_id)
+    assert served.content == page
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert served.headers["content-security-policy"].startswith("sandbox")

@@ -18,8 +18,12 @@ export class Connection {
     this.stopped = false;
     this.welcomed = false;
     this.lastHeard = 0;
+    // Back online, or back on screen (phones freeze background tabs): try now, not after the
+    // rest of the backoff.
     this.onOnline = () => this.reconnectNow();
+    this.onVisible = () => document.visibilityState === 'visible' && this.reconnectNow();
     window.addEventListener('online', this.onOnline);
+    document.addEventListener('visibilitychange', this.onVisible);
   }
 
   start() {
@@ -30,6 +34,7 @@ export class Connection {
   stop() {
     this.stopped = true;
     window.removeEventListener('online', this.onOnline);
+    document.removeEventListener('visibilitychange', this.onVisible);
     clearTimeout(this.retryTimer);
     clearInterval(this.pingTimer);
     if (this.ws) this.ws.close(1000);

@@ -209,8 +209,22 @@ export class ChatState {
     this.save();
   }
 
+  // "Delete for everyone": the server blanked the target's stored body; so does this cache.
+  blankDeleted(conversationId, event) {
+    const blank = (entry) => ({ ...entry, body: '', media_id: undefined });
+    const target = this.messages.get(conversationId)?.get(event.target);
+    if (target) {
+      this.addEntries(conversationId, [blank(target)]);
+      return;
+    }
+    this.cache.get('messages', [conversationId, event.target]).then((cached) => {
+      if (cached) this.cache.put('messages', blank(cached));
+    });
+  }
+
   // A log entry that is new for this conversation's summary (last seq, preview, activity).
   advance(c, entry) {
+    if (entry.kind === 'delete') this.blankDeleted(c.conversation_id, entry);
     c.last_seq = Math.max(c.last_seq, entry.seq);
     if (!c.last_message || entry.seq >= c.last_message.seq) {
       c.last_message = entry;

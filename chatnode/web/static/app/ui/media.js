@@ -3,6 +3,10 @@
 import { useEffect, useState } from 'preact/hooks';
 import { html } from './html.js';
 
+// Raster formats only: an SVG can carry script, and a blob URL opened in a tab runs with the
+// app's origin, so SVGs (and everything else) are offered as downloads.
+const INLINE_IMAGES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif']);
+
 export function Media({ state, mediaId, name }) {
   const [media, setMedia] = useState(null);
   const [failed, setFailed] = useState(false);
@@ -21,7 +25,7 @@ export function Media({ state, mediaId, name }) {
   }, [mediaId]);
   if (failed) return html`<p class="media-missing">Attachment unavailable offline</p>`;
   if (!media) return html`<p class="media-loading">Loading attachment…</p>`;
-  if (media.type.startsWith('image/')) {
+  if (INLINE_IMAGES.has(media.type)) {
     return html`<a href=${media.url} target="_blank" rel="noopener">
       <img class="media-image" data-testid="media-image" src=${media.url} alt=${name} /></a>`;
   }

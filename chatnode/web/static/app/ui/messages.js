@@ -29,13 +29,16 @@ export function MessageList({ state, c, onReply, onEdit }) {
   }
 
   useEffect(() => {
+    // On screen: at least half of the message, or half the list's height for a tall one.
     const observer = new IntersectionObserver((entries) => {
       for (const entry of entries) {
-        if (entry.isIntersecting) visible.current.add(entry.target);
+        const shown = entry.intersectionRatio >= 0.5
+          || entry.intersectionRect.height >= entry.rootBounds.height / 2;
+        if (shown) visible.current.add(entry.target);
         else visible.current.delete(entry.target);
       }
       markRead();
-    }, { root: list.current, threshold: 0.5 });
+    }, { root: list.current, threshold: [0, 0.25, 0.5, 0.75, 1] });
     const observe = () => {
       for (const el of list.current.querySelectorAll('[data-seq]')) observer.observe(el);
     };
