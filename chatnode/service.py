@@ -117,8 +117,10 @@ class ChatService:
         if created:
             self.metrics.messages.inc()
             self.presence.message_sent(message.sender_id, message.conversation_id)
-            recipients = self.engine.apply_message(message)
-            self.hub.publish(recipients, message, exclude=origin)
+            applied = self.engine.apply_message(message)
+            self.hub.publish(applied.recipients, message, exclude=origin)
+            for viewer, status in applied.updates:
+                self.hub.publish((viewer,), status)
         if origin is not None:
             origin.push(Sent(message.conversation_id, message.client_msg_id, message.seq,
                              message.ts))
@@ -218,11 +220,12 @@ class ChatService:
         updates = self.engine.replace_conversation(record)
         for message in events:
             self.metrics.messages.inc()
-            self.engine.apply_message(message)
+            for viewer, status in self.engine.apply_message(message).updates:
+                updates.append((viewer, status))
             self.hub.publish(audience, message)
         conv = self.engine.conversations[record.conversation_id]
         self.hub.publish(audience, self.engine.conversation_frame(conv))
-        for viewer, status in updates:
+        for viewer, status in dict(updates).items():  # the latest of each viewer's says it all
             self.hub.publish((viewer,), status)
 
     async def _introduce(self, conv: ConversationState, newcomers: set[str]) -> None:
