@@ -1,0 +1,66 @@
+"""The printed report: one readable table of every figure, then the verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+ROWS: list[tuple[str, str, str]] = [
+    ("node", "start_s", "node start (s)"),
+    ("node", "idle_rss_mb", "idle node RSS (MB)"),
+    ("pairs", "delivered_per_s", "pairs: delivered msg/s"),
+    ("pairs", "latency_ms.p50", "pairs: end-to-end p50 (ms)"),
+    ("pairs", "latency_ms.p99", "pairs: end-to-end p99 (ms)"),
+    ("pairs", "latency_ms.max", "pairs: end-to-end max (ms)"),
+    ("pairs", "server_cpu_us_per_delivered", "pairs: server CPU per delivered msg (µs)"),
+    ("pairs", "server_rss_mb", "pairs: server RSS (MB)"),
+    ("pairs", "sent", "pairs: sent"),
+    ("pairs", "delivered", "pairs: delivered"),
+    ("pairs", "lost", "pairs: lost"),
+    ("pairs", "duplicated", "pairs: duplicated"),
+    ("max", "max_delivered_per_s", "max: highest sustained delivered msg/s"),
+    ("idle", "opened", "idle: sessions held"),
+    ("idle", "connect_per_s", "idle: new sessions/s"),
+    ("idle", "rss_per_session_kib", "idle: server RSS per session (KiB)"),
+    ("catchup", "synced_ms", "catchup: hello → synced (ms)"),
+    ("catchup", "backlog_messages_per_s", "catchup: backlog msg/s"),
+    ("ingest", "acknowledged_per_s", "ingest: acknowledged sends/s"),
+    ("ingest", "sent_latency_ms.p50", "ingest: `sent` p50 (ms)"),
+    ("ingest", "sent_latency_ms.p99", "ingest: `sent` p99 (ms)"),
+    ("ingest", "commit_batch_mean", "ingest: jobs per commit (mean)"),
+    ("group", "deliveries_per_s", "group: deliveries/s"),
+    ("group", "fanout_latency_ms.p99", "group: fan-out p99 (ms)"),
+]
+
+
+def lookup(figures: dict[str, Any], section: str, path: str) -> Any:
+    value: Any = figures.get(section)
+    for key in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def print_report(figures: dict[str, Any]) -> None:
+    m = figures["machine"]
+    click.echo(f"\nchatnode bench on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
+               f"Python {m['python']}, Linux {m['kernel']}")
+    rows = [(label, lookup(figures, section, path)) for section, path, label in ROWS
+            if section in figures]
+    width = max(len(label) for label, _ in rows)
+    click.echo(f"{'figure'.ljust(width)}  value")
+    click.echo(f"{'-' * width}  -----")
+    for label, value in rows:
+        click.echo(f"{label.ljust(width)}  {'n/a' if value is None else value}")
+    if "max" in figures:
+        for step in figures["max"]["steps"]:
+            click.echo(f"  max step: rate {step['rate']} → {step['delivered_per_s']} msg/s, "
+                       f"p99 {step['p99_ms']} ms, {step['cpu_us']} µs/msg")
+    if figures["passed"]:
+        click.echo("\nchecks: passed (nothing lost, nothing twice, no gaps, markers right)")
+    else:
+        click.echo("\nchecks: FAILED")
+        for failure in figures["failures"]:
+            click.echo(f"  - {failure}")

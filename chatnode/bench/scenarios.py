@@ -1,0 +1,231 @@
+"""The scenarios: each prepares what it needs (untimed), runs the load, checks what it measured
+and returns its figures under fixed key names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import trio
+
+from . import prepare
+from .node import NodeUnderTest
+from .processes import run_all, split
+from .stats import Checks, latency_ms
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class Options:
+    workers: int = 2
+    pairs: int = 100
+    rate: float = 2000
+    duration: float = 10
+    sessions: int = 10_000
+    conversations: int = 50
+    missed: int = 20
+    backlog: int = 100_000
+    senders: int = 200
+    window: int = 8
+    members: int = 256
+    group_senders: int = 4
+    group_rate: float = 200
+    max_p99_ms: float = 100
+
+
+def mb(value: int | None) -> float | None:
+    return None if value is None else round(value / MIB, 1)
+
+
+async def pairs(node: NodeUnderTest, o: Options, checks: Checks, rate: float | None = None
+                ) -> dict[str, Any]:
+    rate = o.rate if rate is None else rate
+    users = await prepare.users(node.url, 2 * o.pairs)
+    couples = list(zip(users[0::2], users[1::2], strict=True))
+    conversation_ids = await prepare.directs(node.url, couples)
+    pairs_spec = [{"tokens": [a["token"], b["token"]], "conversation_id": cid}
+                  for (a, b), cid in zip(couples, conversation_ids, strict=True)]
+    parts = split(pairs_spec, o.workers)
+    specs = [{"role": "pairs", "url": node.url, "pairs": part, "duration": o.duration,
+              "rate": rate * len(part) / len(pairs_spec)} for part in parts]
+    cpu: dict[str, float | None] = {}
+    results = await run_all(specs, at_go=lambda: cpu.update(before=node.cpu_s()),
+                            at_results=lambda: cpu.update(after=node.cpu_s()))
+    used = None if cpu["before"] is None else cpu["after"] - cpu["before"]  # type: ignore[operator]
+    sent = sum(r["sent"] for r in results)
+    delivered = sum(sum(r["received"]) for r in results)
+    lost = sum(r["lost"] for r in results)
+    figures = {
+        "pairs": o.pairs, "rate": rate, "duration_s": o.duration, "sent": sent,
+        "delivered": delivered, "lost": lost, "duplicated": sum(r["duplicated"] for r in results),
+        "delivered_per_s": round(delivered / o.duration),
+        "latency_ms": latency_ms([x for r in results for x in r["e2e_ns"]]),
+        "server_cpu_us_per_delivered": None if used is None or not delivered
+        else round(used * 1e6 / delivered, 1),
+        "server_rss_mb": mb(node.rss_bytes()),
+    }
+    check_common(checks, "pairs", results)
+    checks.expect(lost == 0, f"pairs: {lost} committed messages never reached the other side")
+    checks.expect(sum(r["wrong_markers"] for r in results) == 0,
+                  "pairs: a sender's last message does not show delivered at the end")
+    checks.expect(sent >= 0.95 * rate * o.duration,
+                  f"pairs: only {sent} of {rate * o.duration:.0f} sends were acknowledged")
+    return figures
+
+
+def check_common(checks: Checks, name: str, results: list[dict[str, Any]]) -> None:
+    duplicated = sum(r["duplicated"] for r in results)
+    checks.expect(duplicated == 0, f"{name}: {duplicated} messages arrived twice")
+    gaps = sum(r["gaps"] for r in results)
+    checks.expect(gaps == 0, f"{name}: {gaps} conversations with a gap in their seqs")
+    unacked = sum(r["unacknowledged"] for r in results)
+    checks.expect(unacked == 0, f"{name}: {unacked} sends never got their `sent`")
+    errors = [e for r in results for e in r["errors"]]
+    checks.expect(not errors, f"{name}: error frames: {errors[:3]}")
+
+
+async def max_rate(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any]:
+    """`pairs` at rising rates until p99 passes the bound or deliveries fall behind."""
+    steps = []
+    best = 0
+    rate = o.rate
+    while True:
+        step_checks = Checks()
+        figures = await pairs(node, o, step_checks, rate=rate)
+        p99 = figures["latency_ms"]["p99"] or 0
+        kept_up = figures["delivered"] >= 0.98 * rate * o.duration
+        steps.append({"rate": rate, "delivered_per_s": figures["delivered_per_s"],
+                      "p99_ms": p99, "cpu_us": figures["server_cpu_us_per_delivered"],
+                      "passed": step_checks.passed})
+        checks.failures.extend(step_checks.failures)
+        if not step_checks.passed or p99 > o.max_p99_ms or not kept_up:
+            break
+        best = figures["delivered_per_s"]
+        rate = round(rate * 1.25)
+    return {"steps": steps, "max_delivered_per_s": best, "p99_bound_ms": o.max_p99_ms}
+
+
+async def idle(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any]:
+    # Up to 100 sessions per user (tabs of one device): registering hashes a password, and
+    # 10,000 of those would take longer than the run.
+    users = min(100, max(1, o.sessions // 100))
+    tokens = [u["token"] for u in await prepare.users(node.url, users)]
+    per_worker = split(list(range(o.sessions)), o.workers)
+    rss_before = node.rss_bytes()
+    held: dict[str, int | None] = {}
+
+    async def measure() -> None:
+        await trio.sleep(1)  # let the node settle with every session open
+        held["rss"] = node.rss_bytes()
+
+    specs = [{"role": "idle", "url": node.url, "tokens": tokens, "sessions": len(part)}
+             for part in per_worker]
+    results = await run_all(specs, between=measure)
+    opened = sum(r["opened"] for r in results)
+    connect_s = max(r["connect_s"] for r in results)
+    failed = sum(r["failed"] for r in results)
+    checks.expect(failed == 0, f"idle: {failed} sessions failed to open: "
+                  f"{[f for r in results for f in r['failures']][:3]}")
+    rss_after = held.get("rss")
+    per_session = None
+    if rss_before is not None and rss_after is not None and opened:
+        per_session = round((rss_after - rss_before) / opened / 1024, 1)
+    return {"sessions": o.sessions, "opened": opened,
+            "connect_per_s": round(opened / connect_s) if connect_s else None,
+            "rss_before_mb": mb(rss_before), "rss_after_mb": mb(rss_after),
+            "rss_per_session_kib": per_session}
+
+
+async def catchup(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any]:
+    small = await _catchup_once(node, o.conversations, o.missed, checks)
+    backlog_conversations = 10
+    big = await _catchup_once(node, backlog_conversations, o.backlog // backlog_conversations,
+                              checks)
+    return {
+        "conversations": o.conversations, "missed": o.missed,
+        "synced_ms": round(small["seconds"] * 1000, 1),
+        "backlog_messages": big["messages"],
+        "backlog_s": round(big["seconds"], 2),
+        "backlog_messages_per_s": round(big["messages"] / big["seconds"]),
+    }
+
+
+async def _catchup_once(node: NodeUnderTest, conversations: int, missed: int, checks: Checks
+                        ) -> dict[str, Any]:
+    """A user with `conversations` peers who each sent `missed` messages while they were away."""
+    viewer, *peers = await prepare.users(node.url, conversations + 1)
+    ids = await prepare.directs(node.url, [(p, viewer) for p in peers])
+    async with trio.open_nursery() as nursery:
+        for peer, cid in zip(peers, ids, strict=True):
+            nursery.start_soon(prepare.backlog, node.url, peer["token"], [cid], missed)
+    seconds, seqs = await prepare.hello_to_synced(node.url, viewer["token"])
+    messages = sum(len(s) for s in seqs.values())
+    checks.expect(messages == conversations * missed,
+                  f"catchup: {messages} messages, expected {conversations * missed}")
+    checks.expect(all(s == list(range(1, missed + 1)) for s in seqs.values()),
+                  "catchup: a conversation's messages were not 1..n in order")
+    return {"seconds": seconds, "messages": messages}
+
+
+async def ingest(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any]:
+    """Each sender pipelines into its own conversation with an offline sink user."""
+    sink, *senders = await prepare.users(node.url, o.senders + 1)
+    ids = await prepare.directs(node.url, [(s, sink) for s in senders])
+    everyone = [{"token": s["token"], "conversation_id": cid}
+                for s, cid in zip(senders, ids, strict=True)]
+    specs = [{"role": "ingest", "url": node.url, "senders": part, "duration": o.duration,
+              "window": o.window} for part in split(everyone, o.workers)]
+    batches_before = await commit_batches(node)
+    results = await run_all(specs)
+    batches_after = await commit_batches(node)
+    sent = sum(r["sent"] for r in results)
+    check_common(checks, "ingest", results)
+    jobs = batches_after[1] - batches_before[1]
+    commits = batches_after[0] - batches_before[0]
+    return {"senders": o.senders, "window": o.window, "acknowledged": sent,
+            "acknowledged_per_s": round(sent / o.duration),
+            "sent_latency_ms": latency_ms([x for r in results for x in r["sent_ns"]]),
+            "commit_batch_mean": round(jobs / commits, 1) if commits else None}
+
+
+async def commit_batches(node: NodeUnderTest) -> tuple[float, float]:
+    """(commits, jobs) so far, from the node's Prometheus histogram."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(node.url + "/metrics")).text
+    count = re.search(r"^chatnode_commit_batch_size_count (\S+)$", text, re.MULTILINE)
+    total = re.search(r"^chatnode_commit_batch_size_sum (\S+)$", text, re.MULTILINE)
+    return (float(count.group(1)) if count else 0.0, float(total.group(1)) if total else 0.0)
+
+
+async def group(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any]:
+    members = await prepare.users(node.url, o.members)
+    cid = await prepare.group(node.url, members[0], members[1:])
+    tokens = [m["token"] for m in members]
+    parts = split(tokens, o.workers)
+    senders_left = o.group_senders
+    specs = []
+    for part in parts:
+        senders = min(senders_left, -(-o.group_senders // len(parts)))
+        senders_left -= senders
+        specs.append({"role": "group", "url": node.url, "tokens": part, "senders": senders,
+                      "conversation_id": cid, "duration": o.duration, "settle_s": 2.0,
+                      "rate": o.group_rate * senders / o.group_senders})
+    results = await run_all(specs)
+    check_common(checks, "group", results)
+    sent = sum(r["sent"] for r in results)
+    received = [n for r in results for n in r["received"]]
+    own = [n for r in results for n in r["own"]]
+    short = sum(1 for got, mine in zip(received, own, strict=True) if got != sent - mine)
+    checks.expect(short == 0, f"group: {short} members did not get every message exactly once")
+    deliveries = sum(received)
+    return {"members": o.members, "senders": o.group_senders, "rate": o.group_rate,
+            "sent": sent, "deliveries": deliveries,
+            "deliveries_per_s": round(deliveries / o.duration),
+            "fanout_latency_ms": latency_ms([x for r in results for x in r["e2e_ns"]])}
+
+
+SCENARIOS = {"pairs": pairs, "max": max_rate, "idle": idle, "catchup": catchup,
+             "ingest": ingest, "group": group}

@@ -1,0 +1,219 @@
+"""A load process. The bench starts a few of these so that the load is not generated (and
+measured) by the process that reads the results.
+
+Protocol on stdin/stdout, one line each: the bench writes the spec (JSON); the worker sets up
+(opens its sessions) and prints `ready`; on `go` it runs the measured phase and prints
+`result <JSON>`; on `stop` it closes its sessions and exits. Between `result` and `stop` the
+sessions stay open, so the bench can read the node's memory with them held.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from trio_websocket import ConnectionClosed
+
+from ..client import Session, connect
+from .peers import Peer
+
+Spec = dict[str, Any]
+Role = Callable[[Spec, "Control"], Awaitable[dict[str, Any]]]
+
+DRAIN_S = 15.0  # after the load stops: time for everything in flight to arrive
+
+
+class Control:
+    """The worker's side of the line protocol."""
+
+    def __init__(self) -> None:
+        self.stdin = trio.wrap_file(sys.stdin)
+
+    async def wait_for(self, word: str) -> None:
+        line = (await self.stdin.readline()).strip()
+        if line != word:
+            raise SystemExit(f"worker: expected {word!r}, got {line!r}")
+
+    @staticmethod
+    def say(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+async def paced(rate: float, duration: float, senders: list[Peer], conversation_of: Callable[
+        [Peer], str]) -> None:
+    """Send at `rate` messages/s in total for `duration` s, round-robin over the senders.
+    Each tick sends what is due, so a slow tick is caught up rather than lost."""
+    if rate <= 0 or not senders:
+        await trio.sleep(duration)
+        return
+    started = trio.current_time()
+    done = 0
+    turn = 0
+    while (elapsed := trio.current_time() - started) < duration:
+        due = int(elapsed * rate) - done
+        for _ in range(due):
+            peer = senders[turn % len(senders)]
+            turn += 1
+            await peer.send_stamped(conversation_of(peer))
+        done += max(due, 0)
+        await trio.sleep(0.001)
+
+
+async def drain(peers: list[Peer], settled: Callable[[], bool]) -> None:
+    """Wait until `settled()` says everything in flight has arrived (or DRAIN_S passed)."""
+    with trio.move_on_after(DRAIN_S):
+        while not settled():
+            await trio.sleep(0.02)
+
+
+async def pairs(spec: Spec, control: Control) -> dict[str, Any]:
+    """Both members of each direct pair send; every `message` is acknowledged with `delivered`
+    at once, as a phone does; `sent`, `message` and `status_update` are all checked."""
+    async with trio.open_nursery() as nursery:
+        peers = []
+        for pair in spec["pairs"]:
+            for token in pair["tokens"]:
+                peer = Peer(token, ack="each")
+                peers.append(peer)
+                await nursery.start(peer.run, spec["url"])
+        couples = [(peers[2 * i], peers[2 * i + 1], pair["conversation_id"])
+                   for i, pair in enumerate(spec["pairs"])]
+        conversation = {id(p): cid for a, b, cid in couples for p in (a, b)}
+        control.say("ready")
+        await control.wait_for("go")
+        await paced(spec["rate"], spec["duration"], peers, lambda p: conversation[id(p)])
+        await drain(peers, lambda: all(p.unacknowledged == 0 for p in peers)
+                    and not any(sum(pair_check(*c)) for c in couples))
+        result = Peer.report(peers)
+        checks = [pair_check(*c) for c in couples]
+        result["lost"] = sum(lost for lost, _ in checks)
+        result["wrong_markers"] = sum(wrong for _, wrong in checks)
+        control.say("result " + json.dumps(result))
+        await control.wait_for("stop")
+        nursery.cancel_scope.cancel()
+    return result
+
+
+def pair_check(a: Peer, b: Peer, cid: str) -> tuple[int, int]:
+    """(messages one side committed that the other never got, sides whose own messages do
+    not all show delivered: the final last_delivered_seq they were shown is below their last
+    message)."""
+    lost = len(set(a.own[cid]) - b.received[cid]) + len(set(b.own[cid]) - a.received[cid])
+    wrong = sum(p.marker.get(cid, 0) < max(p.own[cid], default=0) for p in (a, b))
+    return lost, wrong
+
+
+async def group(spec: Spec, control: Control) -> dict[str, Any]:
+    """Members of one big group: a few send, everyone receives; acknowledgements are
+    cumulative, one per member per 200 ms, as clients batch them."""
+    async with trio.open_nursery() as nursery:
+        peers = []
+        for token in spec["tokens"]:
+            peer = Peer(token, ack="batched")
+            peers.append(peer)
+            await nursery.start(peer.run, spec["url"])
+        senders = peers[:spec["senders"]]
+        control.say("ready")
+        await control.wait_for("go")
+        await paced(spec["rate"], spec["duration"], senders, lambda p: spec["conversation_id"])
+        await drain(peers, lambda: all(p.unacknowledged == 0 for p in senders))
+        await trio.sleep(spec["settle_s"])  # the others' messages, from other workers
+        result = Peer.report(peers)
+        control.say("result " + json.dumps(result))
+        await control.wait_for("stop")
+        nursery.cancel_scope.cancel()
+    return result
+
+
+async def ingest(spec: Spec, control: Control) -> dict[str, Any]:
+    """Senders each keep `window` sends in flight into their own conversation (whose other
+    member is offline): the commit path alone, durable commits on."""
+    async with trio.open_nursery() as nursery:
+        peers = []
+        for sender in spec["senders"]:
+            peer = Peer(sender["token"], ack="none")
+            peers.append(peer)
+            await nursery.start(peer.run, spec["url"])
+        control.say("ready")
+        await control.wait_for("go")
+        with trio.move_on_after(spec["duration"]):
+            async with trio.open_nursery() as senders:
+                for peer, sender in zip(peers, spec["senders"], strict=True):
+                    senders.start_soon(peer.pipeline, sender["conversation_id"], spec["window"])
+        await drain(peers, lambda: all(p.unacknowledged == 0 for p in peers))
+        result = Peer.report(peers)
+        control.say("result " + json.dumps(result))
+        await control.wait_for("stop")
+        nursery.cancel_scope.cancel()
+    return result
+
+
+async def idle(spec: Spec, control: Control) -> dict[str, Any]:
+    """Open `sessions` authenticated sessions (hello, empty catch-up, synced) and hold them."""
+    control.say("ready")
+    await control.wait_for("go")
+    tokens = spec["tokens"]
+    opened: list[float] = []
+    failures: list[str] = []
+    limit = trio.CapacityLimiter(spec.get("concurrency", 64))
+    stop = trio.Event()
+
+    async def hold(i: int, all_open: Callable[[], None]) -> None:
+        try:
+            async with limit:
+                cm = connect(spec["url"], tokens[i % len(tokens)])
+                session, _ = await cm.__aenter__()
+            opened.append(time.monotonic())
+            all_open()
+            await keep_alive(session, stop)
+            await cm.__aexit__(None, None, None)
+        except (ConnectionClosed, OSError, trio.TooSlowError) as exc:
+            failures.append(repr(exc))
+            all_open()
+
+    started = time.monotonic()
+    everyone = trio.Event()
+
+    def all_open() -> None:
+        if len(opened) + len(failures) == spec["sessions"]:
+            everyone.set()
+
+    async with trio.open_nursery() as nursery:
+        for i in range(spec["sessions"]):
+            nursery.start_soon(hold, i, all_open)
+        await everyone.wait()
+        seconds = (max(opened) - started) if opened else 0.0
+        result = {"opened": len(opened), "failures": failures[:5], "failed": len(failures),
+                  "connect_s": seconds}
+        control.say("result " + json.dumps(result))
+        await control.wait_for("stop")
+        stop.set()
+    return result
+
+
+async def keep_alive(session: Session, stop: trio.Event) -> None:
+    """Idle, but alive: a ping now and then, as any client must send."""
+    heartbeat = session.welcome.get("heartbeat_s", 30)
+    while not stop.is_set():
+        with trio.move_on_after(heartbeat / 2):
+            await stop.wait()
+        if not stop.is_set():
+            await session.send({"type": "ping"})
+
+
+ROLES: dict[str, Role] = {"pairs": pairs, "group": group, "ingest": ingest, "idle": idle}
+
+
+async def main() -> None:
+    control = Control()
+    spec = json.loads(await control.stdin.readline())
+    await ROLES[spec["role"]](spec, control)
+
+
+if __name__ == "__main__":
+    trio.run(main)

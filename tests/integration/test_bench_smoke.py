@@ -1,0 +1,34 @@
+"""The bench itself works: a tiny pairs / idle / catchup run against a node of its own passes
+its correctness checks and writes every figure under its fixed key. No timing is asserted:
+speed is measured by `scripts/bench`, never by the test suite."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY = ["--workers", "2", "--pairs", "3", "--rate", "60", "--duration", "1",
+        "--sessions", "40", "--conversations", "4", "--missed", "3", "--backlog", "300"]
+
+
+@pytest.mark.slow
+def test_a_tiny_bench_run_checks_what_it_measured_and_reports_it(tmp_path: Path) -> None:
+    report = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "chatnode.bench", "pairs", "idle", "catchup", *TINY,
+         "--json", str(report)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "checks: passed" in run.stdout
+    figures = json.loads(report.read_text())
+    assert figures["passed"] is True and figures["failures"] == []
+    pairs = figures["pairs"]
+    assert pairs["sent"] == pairs["delivered"] > 0
+    assert (pairs["lost"], pairs["duplicated"]) == (0, 0)
+    assert set(pairs["latency_ms"]) == {"p50", "p99", "max"}
+    assert pairs["server_cpu_us_per_delivered"] is not None
+    assert figures["idle"]["opened"] == 40
+    assert figures["idle"]["rss_per_session_kib"] is not None
+    assert figures["catchup"]["backlog_messages"] == 300
+    assert figures["node"]["start_s"] is not None
