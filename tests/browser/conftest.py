@@ -12,11 +12,14 @@ Playwright must never download a browser here: we launch the system Chromium by 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import time
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +35,7 @@ from playwright.sync_api import (
     Page,
     Playwright,
     ViewportSize,
+    WebSocket,
     expect,
     sync_playwright,
 )
@@ -114,6 +118,12 @@ def register(node: Node, prefix: str, display_name: str | None = None) -> Accoun
     return Account(username, auth["user_id"], auth["token"])
 
 
+def register_many(node: Node, *prefixes: str) -> list[Account]:
+    """Several fresh users at once (the node hashes their passwords in parallel threads)."""
+    with ThreadPoolExecutor(len(prefixes)) as pool:
+        return list(pool.map(lambda prefix: register(node, prefix), prefixes))
+
+
 def rest(node: Node, account: Account, method: str, path: str,
          body: dict[str, Any] | None = None) -> Any:
     """One authenticated REST call as `account`: how tests set things up and check the log."""
@@ -177,6 +187,20 @@ def login(page: Page, account: Account) -> None:
     expect(connection(page)).to_have_attribute("data-state", "online")
 
 
+def login_all(*logins: tuple[Page, Account]) -> None:
+    """`login` for several pages at once, as several people would: every page loads and
+    submits its form before the first one is waited for, so the loads, the password checks
+    (the node hashes in a thread) and the catch-ups overlap instead of adding up."""
+    for page, _ in logins:
+        page.goto("/", wait_until="commit")
+    for page, account in logins:
+        page.get_by_test_id("login-username").fill(account.username)
+        page.get_by_test_id("login-password").fill(PASSWORD)
+        page.get_by_test_id("login-submit").click()
+    for page, _ in logins:
+        expect(connection(page)).to_have_attribute("data-state", "online")
+
+
 def start_chat(page: Page, other: Account) -> None:
     """Start (or open) the direct chat with `other` through the new-chat form."""
     page.get_by_test_id("new-chat").click()
@@ -217,6 +241,161 @@ def statuses(page: Page, client_msg_id: str) -> list[str]:
         if cmid == client_msg_id and (not collapsed or collapsed[-1] != status):
             collapsed.append(status)
     return collapsed
+
+
+# Notifications and tab visibility, as a test needs them: window.Notification is replaced by a
+# stub that records every notification in window.__notifications (permission "granted"), and
+# document.hidden / visibilityState follow window.__hidden, which `set_hidden` flips (and
+# announces with a visibilitychange event, as a browser does). Headless Chromium's own tabs are
+# always "visible", so this is the only way to test what the app does in a background tab.
+FAKE_NOTIFICATIONS_AND_VISIBILITY = """
+(() => {
+  window.__notifications = [];
+  window.__hidden = false;
+  class RecordingNotification {
+    constructor(title, options = {}) {
+      window.__notifications.push({ title, body: options.body ?? null, tag: options.tag ?? null });
+      this.onclick = null;
+    }
+    close() {}
+  }
+  RecordingNotification.permission = 'granted';
+  RecordingNotification.requestPermission = async () => 'granted';
+  window.Notification = RecordingNotification;
+  Object.defineProperty(Document.prototype, 'hidden',
+    { configurable: true, get: () => window.__hidden });
+  Object.defineProperty(Document.prototype, 'visibilityState',
+    { configurable: true, get: () => (window.__hidden ? 'hidden' : 'visible') });
+})();
+"""
+
+
+def fake_notifications_and_visibility(page: Page) -> None:
+    """Install FAKE_NOTIFICATIONS_AND_VISIBILITY for every later load of `page` (call it before
+    `login`); the notifications permission is granted too, as a user clicking "Allow" would."""
+    page.context.grant_permissions(["notifications"])
+    page.context.add_init_script(FAKE_NOTIFICATIONS_AND_VISIBILITY)
+
+
+def set_hidden(page: Page, hidden: bool) -> None:
+    """Send the (faked) tab to the background or bring it back, firing visibilitychange."""
+    page.evaluate("""(hidden) => {
+      window.__hidden = hidden;
+      document.dispatchEvent(new Event('visibilitychange'));
+    }""", hidden)
+
+
+def notifications(page: Page) -> list[dict[str, Any]]:
+    """The notifications the page created so far (with FAKE_NOTIFICATIONS_AND_VISIBILITY)."""
+    return page.evaluate("window.__notifications")
+
+
+def post_message(node: Node, account: Account, conversation_id: str, body: str = "",
+                 **fields: Any) -> dict[str, Any]:
+    """Any `send` over REST (text, reaction, edit, delete: `kind=`, `target=`, `reply_to=`);
+    the `sent` answer, whose `seq` later events can target."""
+    return rest(node, account, "POST", f"/conversations/{conversation_id}/messages",
+                {"conversation_id": conversation_id, "client_msg_id": str(uuid.uuid4()),
+                 "body": body, **fields})
+
+
+def conversation_info(node: Node, account: Account, conversation_id: str) -> dict[str, Any]:
+    """One conversation as `account` sees it over REST (markers, my_read_seq, unread)."""
+    return rest(node, account, "GET", f"/conversations/{conversation_id}")
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 10) -> None:
+    """Poll a server-side condition (REST) until it holds; fails with `what`. For facts the
+    page does not show, e.g. that the node has a reader's `read` before checking that a tick
+    did not move."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.05)
+
+
+CACHED_CONVERSATION = """(cid) => new Promise((resolve, reject) => {
+  const open = indexedDB.open('chatnode');
+  open.onerror = () => reject(open.error);
+  open.onsuccess = () => {
+    const db = open.result;
+    const get = db.transaction('conversations').objectStore('conversations').get(cid);
+    get.onsuccess = () => { db.close(); resolve(get.result ?? null); };
+    get.onerror = () => { db.close(); reject(get.error); };
+  };
+})"""
+
+
+def wait_for_cached_seq(page: Page, conversation_id: str, seq: int) -> None:
+    """Wait until the page's IndexedDB cache says it has the conversation up to `seq` (the app
+    writes it shortly after a burst of frames), e.g. before a reload that must start from it.
+    (wait_for_function cannot do this: it does not await a promise, and IndexedDB is async.)"""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while True:
+        record = page.evaluate(CACHED_CONVERSATION, conversation_id)
+        if record is not None and record.get("have_seq", 0) >= seq:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the cache never had {conversation_id} up to {seq}: {record}")
+        page.wait_for_timeout(50)
+
+
+class FrameLog:
+    """Every WebSocket frame a page sends and receives (JSON decoded), across reconnects and
+    reloads, in order. Playwright delivers the events while the test calls into it (expect,
+    clicks), so read the lists after an expect() that implies the frames came."""
+
+    def __init__(self, page: Page) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.received: list[dict[str, Any]] = []
+        page.on("websocket", self._attach)
+
+    def _attach(self, ws: WebSocket) -> None:
+        ws.on("framesent", lambda payload: self._add(self.sent, payload))
+        ws.on("framereceived", lambda payload: self._add(self.received, payload))
+
+    @staticmethod
+    def _add(frames: list[dict[str, Any]], payload: str | bytes) -> None:
+        if isinstance(payload, str):
+            frames.append(json.loads(payload))
+
+    def clear(self) -> None:
+        self.sent.clear()
+        self.received.clear()
+
+    def sent_of(self, type_: str) -> list[dict[str, Any]]:
+        return [f for f in self.sent if f.get("type") == type_]
+
+    def received_of(self, type_: str) -> list[dict[str, Any]]:
+        return [f for f in self.received if f.get("type") == type_]
+
+
+def tab_to(page: Page, target: Locator, max_presses: int = 40) -> None:
+    """Press Tab until `target` has the focus, as a keyboard user would; fails if it never
+    gets it within `max_presses` (unreachable by keyboard)."""
+    for _ in range(max_presses):
+        if target.evaluate("el => el === document.activeElement"):
+            return
+        page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement && document.activeElement.outerHTML")
+    raise AssertionError(f"{target} not reached in {max_presses} Tab presses; "
+                         f"the focus is on {str(focused)[:200]}")
+
+
+def expect_named_controls(page: Page, where: str) -> int:
+    """Every visible button, input, textarea and select on the page has a non-empty accessible
+    name (what a screen reader announces); returns how many were checked. `where` names the
+    screen in the failure message."""
+    checked = 0
+    for control in page.locator("button, input, textarea, select").all():
+        if not control.is_visible():
+            continue
+        html = control.evaluate("el => el.outerHTML.slice(0, 200)")
+        expect(control, f"{where}: no accessible name for {html}").to_have_accessible_name(
+            re.compile(r"\S"), timeout=2_000)
+        checked += 1
+    return checked
 
 
 @pytest.fixture(scope="package")

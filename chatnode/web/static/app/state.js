@@ -55,6 +55,7 @@ export class ChatState {
     this.deliveredTimer = null;
     this.listeners = new Set();
     this.renderQueued = false;
+    this.version = 0; // counts changes, so a component can tell it missed one (useChat)
   }
 
   // --- the UI's side --------------------------------------------------------------------------
@@ -65,6 +66,7 @@ export class ChatState {
   }
 
   changed() {
+    this.version += 1;
     if (this.renderQueued) return;
     this.renderQueued = true;
     queueMicrotask(() => {
