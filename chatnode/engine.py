@@ -34,18 +34,6 @@ class MemberState:
     joined_seq: int
     delivered: int
     read: int
-    # The seq of the member's latest own message, for telling them when a tick of theirs moves.
-    # Unknown after a restart: then the conversation's last_seq, which costs at most one extra
-    # status_update rather than a tick left behind.
-    last_sent: int = 0
-
-
-@dataclass(slots=True)
-class Applied:
-    """A committed message taken in: who gets it, and the status_updates it causes."""
-
-    recipients: list[str]
-    updates: list[tuple[str, StatusUpdate]]
 
 
 @dataclass(slots=True)
@@ -115,8 +103,7 @@ class Engine:
                                  record.last_seq, record.last_activity)
         for m in record.members:
             conv.members[m.user_id] = MemberState(m.user_id, m.role, m.joined_seq,
-                                                  m.last_delivered_seq, m.last_read_seq,
-                                                  last_sent=record.last_seq)
+                                                  m.last_delivered_seq, m.last_read_seq)
             self.by_user.setdefault(m.user_id, set()).add(conv.conversation_id)
         self.conversations[conv.conversation_id] = conv
         return conv
@@ -188,34 +175,19 @@ class Engine:
                 raise refuse("reply_to names no message of this conversation")
         return conv
 
-    def apply_message(self, message: Message) -> Applied:
-        """Take in a committed message: the members to deliver it to, and status_updates.
+    def apply_message(self, message: Message) -> list[str]:
+        """Take in a committed message; return the members to deliver it to.
 
-        The sender's markers move up to it (whoever writes has the conversation open). The
-        sender's devices are not sent a status_update for that (`sent` and `message` tell
-        them), but another member is when the move turns one of *their* messages ✓✓ or blue:
-        Bob answering Alice before his phone acknowledged her message has still read it, and
-        her tick must not wait for some later status_update to say so."""
+        The sender's markers move up to it (whoever writes has the conversation open); that
+        move is carried by the next status_update, not one of its own."""
         conv = self.conversations[message.conversation_id]
         conv.last_seq = max(conv.last_seq, message.seq)
         conv.last_activity = max(conv.last_activity, message.ts)
         sender = conv.members.get(message.sender_id)
-        recipients = list(conv.members)
-        if sender is None:  # a system message about someone who has left
-            return Applied(recipients, [])
-        if sender.delivered >= message.seq and sender.read >= message.seq:
-            sender.last_sent = max(sender.last_sent, message.seq)
-            return Applied(recipients, [])
-        delivered_before = Lowest.of(conv.members.values(), "delivered")
-        read_before = Lowest.of(conv.members.values(), "read")
-        sender.delivered = max(sender.delivered, message.seq)
-        sender.read = max(sender.read, message.seq)
-        sender.last_sent = max(sender.last_sent, message.seq)
-        viewers = [v for v, m in conv.members.items() if v != sender.user_id
-                   and m.last_sent > min(delivered_before.excluding(v),
-                                         read_before.excluding(v))]
-        return Applied(recipients, self._changed_views(conv, delivered_before, read_before,
-                                                       None, viewers))
+        if sender is not None:
+            sender.delivered = max(sender.delivered, message.seq)
+            sender.read = max(sender.read, message.seq)
+        return list(conv.members)
 
     # --- markers ------------------------------------------------------------------------------
 

@@ -117,10 +117,8 @@ class ChatService:
         if created:
             self.metrics.messages.inc()
             self.presence.message_sent(message.sender_id, message.conversation_id)
-            applied = self.engine.apply_message(message)
-            self.hub.publish(applied.recipients, message, exclude=origin)
-            for viewer, status in applied.updates:
-                self.hub.publish((viewer,), status)
+            recipients = self.engine.apply_message(message)
+            self.hub.publish(recipients, message, exclude=origin)
         if origin is not None:
             origin.push(Sent(message.conversation_id, message.client_msg_id, message.seq,
                              message.ts))
@@ -220,12 +218,11 @@ class ChatService:
         updates = self.engine.replace_conversation(record)
         for message in events:
             self.metrics.messages.inc()
-            for viewer, status in self.engine.apply_message(message).updates:
-                updates.append((viewer, status))
+            self.engine.apply_message(message)
             self.hub.publish(audience, message)
         conv = self.engine.conversations[record.conversation_id]
         self.hub.publish(audience, self.engine.conversation_frame(conv))
-        for viewer, status in dict(updates).items():  # the latest of each viewer's says it all
+        for viewer, status in updates:
             self.hub.publish((viewer,), status)
 
     async def _introduce(self, conv: ConversationState, newcomers: set[str]) -> None:

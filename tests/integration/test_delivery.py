@@ -153,24 +153,3 @@ async def test_live_messages_during_catch_up_arrive_once_in_order(node: Node, al
         nursery.start_soon(bob_sends)
         connections = await alice_reconnects()
     assert connections > 1
-
-
-async def test_a_reply_turns_the_senders_message_read_at_once(
-        node: Node, alice: User, bob: User) -> None:
-    """Bob answers before his client acknowledged Alice's message: writing means he has the
-    conversation open, so her message is read, and her tick says so now (not at some later
-    status_update). Bob's own devices get no status_update for his own send."""
-    cid = (await alice.rest.direct(bob.user_id))["conversation_id"]
-    async with connect(node.url, alice.token) as (a, _), connect(node.url, bob.token) as (b, _):
-        await a.send_text(cid, "lunch?")
-        sent, _ = await a.until_type("sent")
-        await b.until_type("message")  # bob's client sends no delivered or read
-        await b.send_text(cid, "yes!")
-        answer, _ = await b.until_type("sent")
-        status, before = await a.until_type("status_update")
-        assert [f["seq"] for f in of_type(before, "message")] == [answer["seq"]]
-        assert status["last_delivered_seq"] >= sent["seq"]
-        assert status["last_read_seq"] >= sent["seq"]
-        await b.send({"type": "ping", "id": "after"})
-        _, bob_saw = await b.until_type("pong")
-        assert of_type(bob_saw, "status_update") == []

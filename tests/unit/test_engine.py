@@ -347,40 +347,15 @@ def test_apply_message_moves_last_seq_and_the_senders_own_markers_only() -> None
     engine = engine_of(conversation("c1", 5, [member("u0", 5, 5), member("u1", 2, 1),
                                               member("u2", 4, 4)]))
     conv = engine.conversations["c1"]
-    for m in conv.members.values():
-        m.last_sent = 0  # nobody has a message of their own waiting for a tick
-    applied = engine.apply_message(
+    recipients = engine.apply_message(
         Message("c1", 6, "u1", "m1", "text", "hello", 1_000))
-    assert sorted(applied.recipients) == ["u0", "u1", "u2"]
-    assert applied.updates == [], "no tick of anyone else's moved"
+    assert sorted(recipients) == ["u0", "u1", "u2"]
+    assert all(isinstance(r, str) for r in recipients), "apply_message returns no statuses"
     assert conv.last_seq == 6
     assert conv.last_activity == 1_000
     assert markers(conv) == {"u0": (5, 5), "u1": (6, 6), "u2": (4, 4)}
     # the implicit move is carried by the next status_update of the conversation
     assert engine.status_for("u0", conv) == StatusUpdate("c1", 6, 4, 4, 5)
-
-
-def test_a_reply_before_the_ack_turns_the_other_sides_message_read_at_once() -> None:
-    """Alice sent seq 5; Bob answers (seq 6) before his phone acknowledged it. Writing means he
-    has the conversation open, so Alice's 5 is now read: she is told now, not later."""
-    engine = engine_of(conversation("c1", 5, [member("alice", 5, 5), member("bob", 4, 4)]))
-    conv = engine.conversations["c1"]
-    conv.members["alice"].last_sent = 5
-    conv.members["bob"].last_sent = 4
-    applied = engine.apply_message(Message("c1", 6, "bob", "b6", "text", "yes!", 1_000))
-    assert applied.updates == [("alice", StatusUpdate("c1", 6, 6, 6, 5))]  # not to bob
-
-
-def test_a_group_reply_tells_a_member_only_when_their_minimum_moves() -> None:
-    engine = engine_of(conversation("c1", 5, [member("u0", 5, 5), member("u1", 4, 4),
-                                              member("u2", 5, 3)]))
-    conv = engine.conversations["c1"]
-    for user_id, last_sent in (("u0", 5), ("u1", 1), ("u2", 2)):
-        conv.members[user_id].last_sent = last_sent
-    applied = engine.apply_message(Message("c1", 6, "u1", "m6", "text", "hi", 1_000))
-    # u0 sees min(u1, u2): delivered 4 -> 5, read 3 -> 3; its message 5 is now delivered.
-    # u2 sees min(u0, u1): moved too, but u2's own last message (2) was already read.
-    assert applied.updates == [("u0", StatusUpdate("c1", 6, 5, 3, 5))]
 
 
 def test_apply_message_makes_the_conversation_the_most_recent() -> None:
