@@ -153,3 +153,26 @@ async def test_live_messages_during_catch_up_arrive_once_in_order(node: Node, al
         nursery.start_soon(bob_sends)
         connections = await alice_reconnects()
     assert connections > 1
+
+
+async def test_a_reply_moves_no_tick_by_itself_the_next_status_update_carries_it(
+        node: Node, alice: User, bob: User) -> None:
+    """PROTOCOL.md, own messages: bob's reply moves his own markers up to the reply, but sends
+    no status_update by itself; the next status_update of the conversation carries the move."""
+    cid = (await alice.rest.direct(bob.user_id))["conversation_id"]
+    async with connect(node.url, alice.token) as (a, _), \
+            connect(node.url, bob.token) as (b, _):
+        await a.send_text(cid, "question")
+        sent, _ = await a.until_type("sent")
+        await b.until_type("message")
+        await b.send_text(cid, "answer")  # no delivered, no read
+        await b.until_type("sent")
+        reply, _ = await a.until_type("message")
+        assert reply["seq"] == sent["seq"] + 1
+        await a.send({"type": "ping", "id": "quiet"})
+        _, before = await a.until_type("pong")
+        assert of_type(before, "status_update") == []
+        await a.read(cid, reply["seq"])  # alice's own read: her status_update carries bob's move
+        status, _ = await a.until_type("status_update")
+        assert (status["last_delivered_seq"], status["last_read_seq"]) == (reply["seq"],) * 2
+        assert status["my_read_seq"] == reply["seq"]
