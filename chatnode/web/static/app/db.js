@@ -30,10 +30,13 @@ export async function openCache() {
 class LocalCache {
   constructor(db) {
     this.db = db;
+    this.sealed = false;
   }
 
-  // One transaction; resolves when it has committed, with what `work` returned.
+  // One transaction; resolves when it has committed, with what `work` returned. Once sealed
+  // (logged out), writes are dropped.
   run(stores, mode, work) {
+    if (this.sealed && mode === 'readwrite') return Promise.resolve(undefined);
     return new Promise((resolve, reject) => {
       const tx = this.db.transaction(stores, mode);
       let result;
@@ -74,10 +77,19 @@ class LocalCache {
       (tx) => done(tx.objectStore('messages').getAll(range)));
   }
 
-  // Logging out (or another user logging in) leaves nothing of the last user behind.
+  // Another user logging in leaves nothing of the last user behind.
   clear() {
     return this.run(STORES, 'readwrite', (tx) => {
       for (const store of STORES) tx.objectStore(store).clear();
     });
+  }
+
+  // Logging out: clear everything and accept no write after it, so a save or a fetch that was
+  // still under way cannot put the user's data back. (Transactions run in the order they were
+  // made, and this one spans every store, so those made before it are cleared by it.)
+  seal() {
+    const cleared = this.clear();
+    this.sealed = true;
+    return cleared;
   }
 }

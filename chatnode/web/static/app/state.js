@@ -80,9 +80,11 @@ export class ChatState {
     return Math.max(0, conversation.last_seq - read);
   }
 
-  // Latest activity first; a conversation with no messages yet sorts by when it appeared here.
+  // Latest activity first (the server's time of the last log entry); a conversation with no
+  // messages yet sorts by when it appeared here.
   sortedConversations() {
-    return [...this.conversations.values()].sort((a, b) => b.activity - a.activity);
+    const activity = (c) => c.last_message?.ts ?? c.appeared ?? 0;
+    return [...this.conversations.values()].sort((a, b) => activity(b) - activity(a));
   }
 
   entriesOf(conversationId) {
@@ -132,7 +134,7 @@ export class ChatState {
     try {
       await this.api.logout();
     } catch { /* the token dies with the cache either way */ }
-    await this.cache.clear();
+    await this.cache.seal();
     location.hash = '';
     location.reload();
   }
@@ -196,7 +198,7 @@ export class ChatState {
     if (!c) {
       c = { conversation_id: id, kind: 'direct', name: null, members: [], last_seq: 0,
         last_delivered_seq: 0, last_read_seq: 0, my_read_seq: 0, last_message: null,
-        have_seq: 0, activity: Date.now(), stub: true };
+        have_seq: 0, appeared: Date.now(), stub: true };
       this.conversations.set(id, c);
       this.fetchConversation(id);
     }
@@ -224,14 +226,11 @@ export class ChatState {
     });
   }
 
-  // A log entry that is new for this conversation's summary (last seq, preview, activity).
+  // A log entry that is new for this conversation's summary (last seq, preview and so order).
   advance(c, entry) {
     if (entry.kind === 'delete') this.blankDeleted(c.conversation_id, entry);
     c.last_seq = Math.max(c.last_seq, entry.seq);
-    if (!c.last_message || entry.seq >= c.last_message.seq) {
-      c.last_message = entry;
-      c.activity = Math.max(c.activity, entry.ts);
-    }
+    if (!c.last_message || entry.seq >= c.last_message.seq) c.last_message = entry;
     // The server moves a sender's own markers up to their message (PROTOCOL.md, own messages).
     if (entry.sender_id === this.me.user_id) c.my_read_seq = Math.max(c.my_read_seq, entry.seq);
     this.dirtyConversations.add(c.conversation_id);
@@ -521,7 +520,6 @@ export class ChatState {
     if (lastMessage && (!info.last_message || lastMessage.seq > info.last_message.seq)) {
       c.last_message = lastMessage;
     }
-    if (c.last_message) c.activity = Math.max(c.activity, c.last_message.ts);
     for (const m of info.members) this.ensureUser(m.user_id);
     this.dirtyConversations.add(c.conversation_id);
     this.save();

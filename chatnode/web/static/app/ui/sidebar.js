@@ -50,7 +50,8 @@ function ConversationItem({ state, c }) {
         onClick=${() => state.open(c.conversation_id)}>
         <span class="title" data-testid="conversation-name">${title}</span>
         <span class="when">${last ? shortTime(last.ts) : ''}</span>
-        <span class="last">
+        <span class="last" data-testid="conversation-last"
+          data-status=${mine ? tickOf(last, c) : undefined}>
           ${mine && html`<${Tick} status=${tickOf(last, c)} />`}
           ${preview(last, state.users)}
         </span>
