@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from playwright.sync_api import expect
@@ -95,3 +96,51 @@ def test_app_opens_from_cache_with_the_node_down(own_node: Node, new_page: NewPa
     expect(mine).to_have_attribute("data-seq", re.compile(r"^\d+$"))
     expect(mine).to_have_attribute("data-status", re.compile(r"^(sent|delivered|read)$"))
     expect(message(a, "reply before the outage")).to_have_count(1)
+
+
+
+# Before any app code runs: records when the app opens each WebSocket (performance.now(), ms),
+# and makes Math.random (which only the backoff's jitter uses) return a known sequence.
+SCRIPTED_RANDOM = [0.9, 0.1, 0.8, 0.2, 0.7, 0.3]
+RECORD_SOCKET_OPENS = """
+window.__socketOpens = [];
+const RealWebSocket = window.WebSocket;
+window.WebSocket = class extends RealWebSocket {
+  constructor(...args) { window.__socketOpens.push(performance.now()); super(...args); }
+};
+let draws = 0;
+Math.random = () => SCRIPTED[draws++ % SCRIPTED.length];
+""".replace("SCRIPTED", str(SCRIPTED_RANDOM))
+FIRST_DELAY_MS = 500  # connection.js: the ceiling of the first wait, doubling after each
+
+
+def test_reconnect_backs_off_with_jitter_and_comes_back_with_the_node(
+        own_node: Node, new_page: NewPage) -> None:
+    """With the node gone, the app retries with "equal jitter" backoff: the n-th wait is half
+    of 500 ms * 2^n plus a random share of the other half, so retries thin out and a restarted
+    node is not met by every browser at the same instant. Math.random is scripted, so each
+    wait is known: a client retrying in a loop, on a fixed timer, or without jitter fails
+    here. When the node is back the app is online again by itself."""
+    node = own_node.start()
+    alice = register(node, "alice")
+    a = new_page(node)
+    a.add_init_script(RECORD_SOCKET_OPENS)
+    login(a, alice)
+
+    node.stop()
+    expect(connection(a)).to_have_attribute("data-state", "offline")
+    a.wait_for_timeout(8_000)
+    opens: list[float] = a.evaluate("window.__socketOpens")
+    retries = opens[1:]  # the first is the login's session
+    # Waits 0, 1, 2, 3, 4 are 475, 550, 1800, 2400 and 6800 ms: four retries in 8 s.
+    assert len(retries) == 4, f"retries in 8 s: {len(retries)}, at {retries}"
+    # The first wait starts at the close, which the page cannot time; the gaps between
+    # retries are waits 1, 2, 3, plus the few ms a refused connection takes.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(retries)]
+    for n, gap in enumerate(gaps, start=1):
+        ceiling = FIRST_DELAY_MS * 2 ** n
+        wait = ceiling / 2 + SCRIPTED_RANDOM[n] * ceiling / 2
+        assert wait - 20 <= gap <= wait + 300, f"wait {n}: {gap:.0f} ms, not {wait:.0f}: {gaps}"
+
+    node.restart()
+    expect(connection(a)).to_have_attribute("data-state", "online")
