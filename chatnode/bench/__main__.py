@@ -17,7 +17,7 @@ from .report import print_report
 from .scenarios import SCENARIOS, Options
 from .stats import Checks
 
-ORDER = ["pairs", "max", "idle", "catchup", "ingest", "group"]
+ORDER = ["pairs", "max", "idle", "catchup", "ingest", "group", "transport"]
 
 
 def machine() -> dict[str, Any]:
@@ -49,7 +49,8 @@ def machine() -> dict[str, Any]:
 @click.option("--group-rate", default=200.0, show_default=True, help="group: messages/s.")
 def main(scenarios: tuple[str, ...], url: str | None, pid: int | None, json_path: str | None,
          **options: Any) -> None:
-    """Load a chatnode and report. SCENARIOS: pairs, max, idle, catchup, ingest, group, all."""
+    """Load a chatnode and report. SCENARIOS: pairs, max, idle, catchup, ingest, group,
+    transport, all."""
     chosen = ORDER if "all" in scenarios or not scenarios else \
         [s for s in ORDER if s in scenarios]
     o = Options(**options)

@@ -33,16 +33,26 @@ class NodeUnderTest:
     @classmethod
     def start(cls, extra_env: dict[str, str] | None = None) -> NodeUnderTest:
         data_dir = tempfile.TemporaryDirectory(prefix="chatnode-bench-")
+        return cls._launch([sys.executable, "-m", "chatnode", "serve", "--data-dir",
+                            data_dir.name, "--port", "0"],
+                           {**BENCH_ENV, **(extra_env or {})}, data_dir)
+
+    @classmethod
+    def start_echo(cls) -> NodeUnderTest:
+        """The bare transport (echo.py) instead of a node."""
+        return cls._launch([sys.executable, "-m", "chatnode.bench.echo"], {}, None)
+
+    @classmethod
+    def _launch(cls, command: list[str], env: dict[str, str],
+                data_dir: tempfile.TemporaryDirectory[str] | None) -> NodeUnderTest:
         started = time.perf_counter()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "chatnode", "serve", "--data-dir", data_dir.name,
-             "--port", "0"],
-            stdout=subprocess.PIPE, text=True, env={**os.environ, **BENCH_ENV, **(extra_env or {})})
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+                                   env={**os.environ, **env})
         assert process.stdout is not None
         line = process.stdout.readline()
         if "listening on" not in line:
             process.kill()
-            raise RuntimeError(f"the node did not start: {line!r}")
+            raise RuntimeError(f"{command[2]} did not start: {line!r}")
         started_in_s = time.perf_counter() - started
         url = line.split("listening on ")[1].split()[0]
         return cls(url, process.pid, process, data_dir, started_in_s)

@@ -9,8 +9,9 @@ from typing import Any, Literal
 
 import msgspec
 import trio
+from trio_websocket import WebSocketConnection, open_websocket_url
 
-from ..client import Session, connect
+from ..client import Session, connect, ws_url
 
 Ack = Literal["each", "batched", "none"]
 BATCHED_ACK_EVERY_S = 0.2
@@ -60,8 +61,11 @@ class Peer:
         self.counter += 1
         now = time.monotonic_ns()
         self.sent_at[client_msg_id] = now
-        await self.session.send({"type": "send", "conversation_id": conversation_id,
-                                 "client_msg_id": client_msg_id, "body": str(now)})
+        # Shielded: a send cut off half-way by the end of the run would count as never
+        # acknowledged, a fault of the bench and not of the node.
+        with trio.CancelScope(shield=True):
+            await self.session.send({"type": "send", "conversation_id": conversation_id,
+                                     "client_msg_id": client_msg_id, "body": str(now)})
 
     async def pipeline(self, conversation_id: str, window: int) -> None:
         """Keep `window` sends in flight: the next goes out when a `sent` comes back."""
@@ -147,3 +151,44 @@ class Peer:
             "e2e_ns": [x for p in peers for x in p.e2e_ns],
             "sent_ns": [x for p in peers for x in p.sent_ns],
         }
+
+
+class EchoPeer:
+    """A session of the echo server: numbered frames out, the same frames back in order."""
+
+    def __init__(self) -> None:
+        self.ws: WebSocketConnection | None = None
+        self.sent = 0
+        self.echoed = 0
+        self.wrong = 0  # echoes missing, doubled or out of order
+        self.sent_at: dict[int, int] = {}
+        self.rtt_ns: list[int] = []
+
+    @property
+    def waiting(self) -> int:
+        return len(self.sent_at)
+
+    async def run(self, url: str, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        async with open_websocket_url(ws_url(url)) as ws:
+            self.ws = ws
+            task_status.started()
+            while True:
+                frame = msgspec.json.decode(await ws.get_message())
+                number = int(frame["client_msg_id"])
+                started = self.sent_at.pop(number, None)
+                if started is None or number != self.echoed + 1:
+                    self.wrong += 1
+                    continue
+                self.echoed += 1
+                self.rtt_ns.append(time.monotonic_ns() - started)
+
+    async def send(self) -> None:
+        assert self.ws is not None
+        self.sent += 1
+        now = time.monotonic_ns()
+        self.sent_at[self.sent] = now
+        # The size and shape of a chat `send` frame.
+        await self.ws.send_message(msgspec.json.encode({
+            "type": "send", "conversation_id": "c_0123456789abcdef0123",
+            "client_msg_id": str(self.sent), "body": str(now)}).decode())

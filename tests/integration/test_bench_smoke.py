@@ -17,7 +17,7 @@ TINY = ["--workers", "2", "--pairs", "3", "--rate", "60", "--duration", "1",
 def test_a_tiny_bench_run_checks_what_it_measured_and_reports_it(tmp_path: Path) -> None:
     report = tmp_path / "bench.json"
     run = subprocess.run(
-        [sys.executable, "-m", "chatnode.bench", "pairs", "idle", "catchup", *TINY,
+        [sys.executable, "-m", "chatnode.bench", "pairs", "idle", "catchup", "transport", *TINY,
          "--json", str(report)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "checks: passed" in run.stdout
@@ -32,3 +32,6 @@ def test_a_tiny_bench_run_checks_what_it_measured_and_reports_it(tmp_path: Path)
     assert figures["idle"]["rss_per_session_kib"] is not None
     assert figures["catchup"]["backlog_messages"] == 300
     assert figures["node"]["start_s"] is not None
+    transport = figures["transport"]
+    assert transport["round_trips"] > 0
+    assert transport["server_cpu_us_per_round_trip"] is not None

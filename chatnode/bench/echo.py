@@ -1,0 +1,49 @@
+"""The transport floor: hypercorn's trio worker serving an ASGI app that only echoes WebSocket
+frames, with no chat logic at all. `transport` loads it like `pairs` loads a node, so its CPU
+per frame is what the stack costs before chatnode does anything: the floor under `pairs`.
+
+`python -m chatnode.bench.echo` prints `listening on URL` and serves until it is stopped.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import hypercorn.trio
+import trio
+from hypercorn.config import Config
+
+Scope = dict[str, Any]
+
+
+async def echo_app(scope: Scope, receive: Any, send: Any) -> None:
+    """Accept every WebSocket and send each frame back as it came."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["type"] != "websocket":
+        return
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            await send({"type": "websocket.accept"})
+        elif message["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "text": message.get("text"),
+                        "bytes": message.get("bytes")})
+        else:
+            return
+
+
+async def main() -> None:
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(hypercorn.trio.serve, echo_app, config)
+        print(f"listening on {urls[0]}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(trio.run(main))
