@@ -73,17 +73,30 @@ class Session:
             pass
 
     async def push_waiting(self, frame: ServerFrame) -> None:
-        """Queue a catch-up frame, waiting for room: the catch-up may be slow, never lossy."""
-        await self.outbox_send.send(encode_for(frame, self.codec))
+        """Queue a catch-up frame, waiting for room: the catch-up may be slow, never lossy.
+        With room, no checkpoint: a backlog is queued without a trip through the scheduler
+        per frame, and the session's writer drains it in a run."""
+        data = encode_for(frame, self.codec)
+        try:
+            self.outbox_send.send_nowait(data)
+        except trio.WouldBlock:
+            await self.outbox_send.send(data)
 
-    def release_held(self, upto: dict[str, int]) -> None:
+    async def release_held(self, upto: dict[str, int]) -> None:
         """End the catch-up: queue the frames held meanwhile, dropping messages the catch-up
-        already carried (seq at or below the plan's last_seq of their conversation)."""
-        held, self.held, self.holding = self.held, [], False
-        for frame in held:
-            if isinstance(frame, Message) and frame.seq <= upto.get(frame.conversation_id, 0):
-                continue
-            self.push(frame)
+        already carried (seq at or below the plan's last_seq of their conversation).
+
+        They are queued waiting for room, like the catch-up itself: the catch-up may have left
+        the outbox full, and that is no reason to drop the session. Frames that arrive while
+        this waits are held too and released in the next round; the session goes live only
+        once nothing is held, with no await between that check and going live."""
+        while self.held:
+            held, self.held = self.held, []
+            for frame in held:
+                if isinstance(frame, Message) and frame.seq <= upto.get(frame.conversation_id, 0):
+                    continue
+                await self.push_waiting(frame)
+        self.holding = False
 
     def close(self, code: int) -> None:
         if self.close_code is None:

@@ -80,7 +80,7 @@ class ChatService:
         for frame in presence:
             await session.push_waiting(frame)
         await session.push_waiting(Synced(len(plan.statuses), count))
-        session.release_held(plan.upto)
+        await session.release_held(plan.upto)
         self.metrics.catchup_seconds.observe(time.perf_counter() - started)
 
     def close_session(self, session: Session) -> None:

@@ -125,7 +125,10 @@ async def idle(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any
 
     specs = [{"role": "idle", "url": node.url, "tokens": tokens, "sessions": len(part)}
              for part in per_worker]
-    results = await run_all(specs, between=measure)
+    cpu: dict[str, float | None] = {}
+    results = await run_all(specs, between=measure,
+                            at_go=lambda: cpu.update(before=node.cpu_s()),
+                            at_results=lambda: cpu.update(after=node.cpu_s()))
     opened = sum(r["opened"] for r in results)
     connect_s = max(r["connect_s"] for r in results)
     failed = sum(r["failed"] for r in results)
@@ -135,8 +138,11 @@ async def idle(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any
     per_session = None
     if rss_before is not None and rss_after is not None and opened:
         per_session = round((rss_after - rss_before) / opened / 1024, 1)
+    used = None if cpu["before"] is None else cpu["after"] - cpu["before"]  # type: ignore[operator]
     return {"sessions": o.sessions, "opened": opened,
             "connect_per_s": round(opened / connect_s) if connect_s else None,
+            "server_cpu_us_per_session": None if used is None or not opened
+            else round(used * 1e6 / opened),
             "rss_before_mb": mb(rss_before), "rss_after_mb": mb(rss_after),
             "rss_per_session_kib": per_session}
 
@@ -152,6 +158,9 @@ async def catchup(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, 
         "backlog_messages": big["messages"],
         "backlog_s": round(big["seconds"], 2),
         "backlog_messages_per_s": round(big["messages"] / big["seconds"]),
+        # Near 1.0: the node is the bottleneck; well below: the one client reading is.
+        "backlog_server_cpu_share": None if big["cpu_s"] is None
+        else round(big["cpu_s"] / big["seconds"], 2),
     }
 
 
@@ -163,13 +172,16 @@ async def _catchup_once(node: NodeUnderTest, conversations: int, missed: int, ch
     async with trio.open_nursery() as nursery:
         for peer, cid in zip(peers, ids, strict=True):
             nursery.start_soon(prepare.backlog, node.url, peer["token"], [cid], missed)
+    cpu_before = node.cpu_s()
     seconds, seqs = await prepare.hello_to_synced(node.url, viewer["token"])
+    cpu_after = node.cpu_s()
     messages = sum(len(s) for s in seqs.values())
     checks.expect(messages == conversations * missed,
                   f"catchup: {messages} messages, expected {conversations * missed}")
     checks.expect(all(s == list(range(1, missed + 1)) for s in seqs.values()),
                   "catchup: a conversation's messages were not 1..n in order")
-    return {"seconds": seconds, "messages": messages}
+    cpu_s = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return {"seconds": seconds, "messages": messages, "cpu_s": cpu_s}
 
 
 async def ingest(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 import pytest
+import trio
 
 from chatnode import hub as hub_module
 from chatnode.hub import CLOSE_TOO_SLOW, Hub, Session
@@ -45,7 +46,25 @@ async def test_frames_held_during_catch_up_are_released_above_what_it_sent() -> 
     session.push(Message("c", 3, "x", "m3", "text", "old", 0))
     session.push(Message("c", 4, "x", "m4", "text", "new", 0))
     session.push(Message("other", 1, "x", "o1", "text", "new conversation", 0))
-    session.release_held({"c": 3})
+    await session.release_held({"c": 3})
     released = [session.outbox_receive.receive_nowait() for _ in range(2)]
     assert ['"seq":4' in r for r in released] == [True, False]
     assert '"conversation_id":"other"' in released[1]
+
+
+async def test_a_catch_up_that_filled_the_outbox_still_releases_what_it_held() -> None:
+    """The catch-up may leave the outbox full; the frames held meanwhile wait for room like
+    the catch-up did, and the session is not closed as too slow."""
+    session = Session("u", "d", "json", 2)
+    session.push(Message("c", 5, "x", "m5", "text", "live while catching up", 0))
+    for seq in (3, 4):  # the catch-up's own frames fill the outbox
+        await session.push_waiting(Message("c", seq, "x", f"m{seq}", "text", "old", 0))
+    received: list[str] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(session.release_held, {"c": 4})
+        await trio.sleep(0.01)
+        assert session.holding and session.close_code is None  # waiting for room
+        for _ in range(3):
+            received.append(await session.outbox_receive.receive())
+    assert ['"seq":5' in r for r in received] == [False, False, True]
+    assert not session.holding and session.close_code is None
