@@ -40,6 +40,7 @@ async def echo_app(scope: Scope, receive: Any, send: Any) -> None:
 async def main() -> None:
     config = Config()
     config.bind = ["127.0.0.1:0"]
+    config.loglevel = "WARNING"
     async with trio.open_nursery() as nursery:
         urls = await nursery.start(hypercorn.trio.serve, echo_app, config)
         print(f"listening on {urls[0]}", flush=True)

@@ -67,6 +67,8 @@ async def run_all(specs: list[dict[str, Any]], *, at_go: Callable[[], None] | No
             await worker.expect("ready")
         if at_go is not None:
             at_go()
+        # scripts/profile starts sampling on this line: the measured phase begins.
+        print("measuring…", file=sys.stderr, flush=True)
         for worker in workers:
             await worker.say("go")
         results = [await worker.result() for worker in workers]

@@ -16,6 +16,9 @@ from .processes import run_all, split
 from .stats import Checks, latency_ms
 
 MIB = 1024 * 1024
+# A `pairs` message moves 2 frames in (send, delivered) and 3 out (sent, message,
+# status_update): 2.5 echo round trips of one frame in and one out.
+FRAMES_PER_PAIRS_MESSAGE = 2.5
 
 
 @dataclass
@@ -40,6 +43,21 @@ def mb(value: int | None) -> float | None:
     return None if value is None else round(value / MIB, 1)
 
 
+async def run_measured(node: NodeUnderTest, specs: list[dict[str, Any]], **kwargs: Any
+                       ) -> tuple[list[dict[str, Any]], float | None]:
+    """`run_all`, and the node's CPU seconds over the measured phase (None without a pid)."""
+    cpu: dict[str, float | None] = {}
+    results = await run_all(specs, at_go=lambda: cpu.update(before=node.cpu_s()),
+                            at_results=lambda: cpu.update(after=node.cpu_s()), **kwargs)
+    before, after = cpu.get("before"), cpu.get("after")
+    return results, None if before is None or after is None else after - before
+
+
+def us_each(cpu_s: float | None, count: int) -> float | None:
+    """Microseconds of node CPU per counted thing."""
+    return None if cpu_s is None or not count else round(cpu_s * 1e6 / count, 1)
+
+
 async def pairs(node: NodeUnderTest, o: Options, checks: Checks, rate: float | None = None,
                 *, must_keep_up: bool = True) -> dict[str, Any]:
     rate = o.rate if rate is None else rate
@@ -51,10 +69,7 @@ async def pairs(node: NodeUnderTest, o: Options, checks: Checks, rate: float | N
     parts = split(pairs_spec, o.workers)
     specs = [{"role": "pairs", "url": node.url, "pairs": part, "duration": o.duration,
               "rate": rate * len(part) / len(pairs_spec)} for part in parts]
-    cpu: dict[str, float | None] = {}
-    results = await run_all(specs, at_go=lambda: cpu.update(before=node.cpu_s()),
-                            at_results=lambda: cpu.update(after=node.cpu_s()))
-    used = None if cpu["before"] is None else cpu["after"] - cpu["before"]  # type: ignore[operator]
+    results, used = await run_measured(node, specs)
     sent = sum(r["sent"] for r in results)
     delivered = sum(sum(r["received"]) for r in results)
     lost = sum(r["lost"] for r in results)
@@ -63,8 +78,7 @@ async def pairs(node: NodeUnderTest, o: Options, checks: Checks, rate: float | N
         "delivered": delivered, "lost": lost, "duplicated": sum(r["duplicated"] for r in results),
         "delivered_per_s": round(delivered / o.duration),
         "latency_ms": latency_ms([x for r in results for x in r["e2e_ns"]]),
-        "server_cpu_us_per_delivered": None if used is None or not delivered
-        else round(used * 1e6 / delivered, 1),
+        "server_cpu_us_per_delivered": us_each(used, delivered),
         "server_rss_mb": mb(node.rss_bytes()),
     }
     check_common(checks, "pairs", results)
@@ -125,10 +139,7 @@ async def idle(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any
 
     specs = [{"role": "idle", "url": node.url, "tokens": tokens, "sessions": len(part)}
              for part in per_worker]
-    cpu: dict[str, float | None] = {}
-    results = await run_all(specs, between=measure,
-                            at_go=lambda: cpu.update(before=node.cpu_s()),
-                            at_results=lambda: cpu.update(after=node.cpu_s()))
+    results, used = await run_measured(node, specs, between=measure)
     opened = sum(r["opened"] for r in results)
     connect_s = max(r["connect_s"] for r in results)
     failed = sum(r["failed"] for r in results)
@@ -138,11 +149,9 @@ async def idle(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any
     per_session = None
     if rss_before is not None and rss_after is not None and opened:
         per_session = round((rss_after - rss_before) / opened / 1024, 1)
-    used = None if cpu["before"] is None else cpu["after"] - cpu["before"]  # type: ignore[operator]
     return {"sessions": o.sessions, "opened": opened,
             "connect_per_s": round(opened / connect_s) if connect_s else None,
-            "server_cpu_us_per_session": None if used is None or not opened
-            else round(used * 1e6 / opened),
+            "server_cpu_us_per_session": us_each(used, opened),
             "rss_before_mb": mb(rss_before), "rss_after_mb": mb(rss_after),
             "rss_per_session_kib": per_session}
 
@@ -193,7 +202,7 @@ async def ingest(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, A
     specs = [{"role": "ingest", "url": node.url, "senders": part, "duration": o.duration,
               "window": o.window} for part in split(everyone, o.workers)]
     batches_before = await commit_batches(node)
-    results = await run_all(specs)
+    results, used = await run_measured(node, specs)
     batches_after = await commit_batches(node)
     sent = sum(r["sent"] for r in results)
     check_common(checks, "ingest", results)
@@ -202,6 +211,7 @@ async def ingest(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, A
     return {"senders": o.senders, "window": o.window, "acknowledged": sent,
             "acknowledged_per_s": round(sent / o.duration),
             "sent_latency_ms": latency_ms([x for r in results for x in r["sent_ns"]]),
+            "server_cpu_us_per_send": us_each(used, sent),
             "commit_batch_mean": round(jobs / commits, 1) if commits else None}
 
 
@@ -227,7 +237,7 @@ async def group(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, An
         specs.append({"role": "group", "url": node.url, "tokens": part, "senders": senders,
                       "conversation_id": cid, "duration": o.duration, "settle_s": 2.0,
                       "rate": o.group_rate * senders / o.group_senders})
-    results = await run_all(specs)
+    results, used = await run_measured(node, specs)
     check_common(checks, "group", results)
     sent = sum(r["sent"] for r in results)
     received = [n for r in results for n in r["received"]]
@@ -238,6 +248,7 @@ async def group(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, An
     return {"members": o.members, "senders": o.group_senders, "rate": o.group_rate,
             "sent": sent, "deliveries": deliveries,
             "deliveries_per_s": round(deliveries / o.duration),
+            "server_cpu_us_per_delivery": us_each(used, deliveries),
             "fanout_latency_ms": latency_ms([x for r in results for x in r["e2e_ns"]])}
 
 
@@ -249,12 +260,12 @@ async def transport(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str
     echo = NodeUnderTest.start_echo()
     try:
         sessions = split(list(range(2 * o.pairs)), o.workers)
+        # As many frames per second as `pairs` at --rate moves: 2.5 round trips a message.
+        round_trips = FRAMES_PER_PAIRS_MESSAGE * o.rate
         specs = [{"role": "echo", "url": echo.url, "sessions": len(part),
-                  "duration": o.duration, "rate": o.rate * len(part) / (2 * o.pairs)}
+                  "duration": o.duration, "rate": round_trips * len(part) / (2 * o.pairs)}
                  for part in sessions]
-        cpu: dict[str, float | None] = {}
-        results = await run_all(specs, at_go=lambda: cpu.update(before=echo.cpu_s()),
-                                at_results=lambda: cpu.update(after=echo.cpu_s()))
+        results, used = await run_measured(echo, specs)
     finally:
         echo.stop()
     sent = sum(r["sent"] for r in results)
@@ -262,14 +273,13 @@ async def transport(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str
     wrong = sum(r["wrong"] for r in results)
     checks.expect(echoed == sent and wrong == 0,
                   f"transport: {sent} frames sent, {echoed} echoed in order, {wrong} wrong")
-    used = None if cpu["before"] is None else cpu["after"] - cpu["before"]  # type: ignore[operator]
-    per_round_trip = None if used is None or not echoed else used * 1e6 / echoed
-    return {"sessions": 2 * o.pairs, "rate": o.rate, "round_trips": echoed,
+    per_round_trip = us_each(used, echoed)
+    return {"sessions": 2 * o.pairs, "round_trips_per_s": round(echoed / o.duration),
+            "round_trips": echoed,
             "latency_ms": latency_ms([x for r in results for x in r["rtt_ns"]]),
-            "server_cpu_us_per_round_trip": None if per_round_trip is None
-            else round(per_round_trip, 1),
+            "server_cpu_us_per_round_trip": per_round_trip,
             "pairs_floor_us": None if per_round_trip is None
-            else round(2.5 * per_round_trip, 1)}
+            else round(FRAMES_PER_PAIRS_MESSAGE * per_round_trip, 1)}
 
 
 SCENARIOS = {"pairs": pairs, "max": max_rate, "idle": idle, "catchup": catchup,
