@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.types import Receive, Scope, Send
 
 from ..accounts import Accounts
 from ..hub import Hub
@@ -54,15 +55,27 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return error_response(ErrorCode.INTERNAL, "internal error", 500)
 
 
+class PlainAsgi:
+    """Marks an ASGI callable for Starlette's router: a route whose endpoint is not a plain
+    function is called as an ASGI app, with no per-frame wrapper of its own."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
 def build_app(service: ChatService, accounts: Accounts, hub: Hub, media: MediaFiles, *,
               frame_bytes: int, upload_bytes: int, outbox_frames: int) -> Starlette:
     api = Api(service, accounts, hub, media, body_bytes=frame_bytes, upload_bytes=upload_bytes)
 
-    async def websocket_endpoint(websocket: WebSocket) -> None:
-        await WebSocketSession(websocket, service, accounts, frame_bytes, outbox_frames).run()
+    async def websocket_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await WebSocketSession(scope, receive, send, service, accounts, frame_bytes,
+                               outbox_frames).run()
 
     return Starlette(
-        routes=[*api.routes(), WebSocketRoute("/ws", websocket_endpoint),
+        routes=[*api.routes(), WebSocketRoute("/ws", PlainAsgi(websocket_endpoint)),
                 *AppShell().routes()],
         exception_handlers={
             ChatError: _chat_error,

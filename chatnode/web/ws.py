@@ -12,6 +12,8 @@ import logging
 import math
 
 import trio
+from starlette.types import Receive, Scope
+from starlette.types import Send as AsgiSend
 from starlette.websockets import WebSocket
 
 from ..accounts import Accounts
@@ -48,9 +50,13 @@ def negotiate(offered: list[str]) -> tuple[Codec, str | None]:
 
 
 class WebSocketSession:
-    def __init__(self, websocket: WebSocket, service: ChatService, accounts: Accounts,
-                 frame_bytes: int, outbox_frames: int) -> None:
-        self.websocket = websocket
+    def __init__(self, scope: Scope, receive: Receive, send: AsgiSend, service: ChatService,
+                 accounts: Accounts, frame_bytes: int, outbox_frames: int) -> None:
+        # Starlette's WebSocket does the handshake and the close; data frames go straight
+        # through the ASGI callables, without its per-frame state checks.
+        self.websocket = WebSocket(scope, receive, send)
+        self._receive_event = receive
+        self._send_event = send
         self.service = service
         self.accounts = accounts
         self.frame_bytes = frame_bytes
@@ -105,7 +111,7 @@ class WebSocketSession:
 
     async def _next_data(self) -> bytes | str | None:
         """The next data frame, or None when the client left."""
-        message = await self.websocket.receive()
+        message = await self._receive_event()
         if message["type"] == "websocket.disconnect":
             return None
         text = message.get("text")
@@ -169,7 +175,18 @@ class WebSocketSession:
                 raise ChatError(ErrorCode.INVALID, "already authenticated", ref="hello")
 
     async def _write(self, session: Session) -> None:
-        async for data in session.outbox_receive:
+        # Frames already queued are taken without a checkpoint each: sending one checkpoints.
+        outbox = session.outbox_receive
+        while True:
+            try:
+                data = outbox.receive_nowait()
+            except trio.WouldBlock:
+                try:
+                    data = await outbox.receive()
+                except trio.EndOfChannel:
+                    return
+            except trio.EndOfChannel:
+                return
             await self._send_raw(data)
 
     async def _send_now(self, frame: ServerFrame) -> None:
@@ -177,9 +194,9 @@ class WebSocketSession:
 
     async def _send_raw(self, data: str | bytes) -> None:
         if isinstance(data, str):
-            await self.websocket.send({"type": "websocket.send", "text": data})
+            await self._send_event({"type": "websocket.send", "text": data})
         else:
-            await self.websocket.send({"type": "websocket.send", "bytes": data})
+            await self._send_event({"type": "websocket.send", "bytes": data})
 
     async def _close(self, code: int) -> None:
         # The client may already be gone; then there is nothing left to tell it.
