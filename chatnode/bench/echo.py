@@ -2,6 +2,9 @@
 frames, with no chat logic at all. `transport` loads it like `pairs` loads a node, so its CPU
 per frame is what the stack costs before chatnode does anything: the floor under `pairs`.
 
+A frame `burst:N` is answered with N message-shaped frames instead: the cost of outbound frames
+alone, the floor under fan-out and catch-up.
+
 `python -m chatnode.bench.echo` prints `listening on URL` and serves until it is stopped.
 """
 
@@ -15,6 +18,12 @@ import trio
 from hypercorn.config import Config
 
 Scope = dict[str, Any]
+
+# A text frame "burst:N" asks for N frames the size and shape of a chat `message`.
+BURST = "burst:"
+MESSAGE_FRAME = ('{"type":"message","conversation_id":"c_0123456789abcdef0123","seq":123456,'
+                 '"sender_id":"u_0123456789abcdef","client_msg_id":"b123456","kind":"text",'
+                 '"body":"1795000000000000000","ts":1795000000000}')
 
 
 async def echo_app(scope: Scope, receive: Any, send: Any) -> None:
@@ -31,8 +40,14 @@ async def echo_app(scope: Scope, receive: Any, send: Any) -> None:
         if message["type"] == "websocket.connect":
             await send({"type": "websocket.accept"})
         elif message["type"] == "websocket.receive":
-            await send({"type": "websocket.send", "text": message.get("text"),
-                        "bytes": message.get("bytes")})
+            text = message.get("text")
+            if text is not None and text.startswith(BURST):
+                # Outbound frames only, as a fan-out or a catch-up sends them.
+                for _ in range(int(text[len(BURST):])):
+                    await send({"type": "websocket.send", "text": MESSAGE_FRAME})
+            else:
+                await send({"type": "websocket.send", "text": text,
+                            "bytes": message.get("bytes")})
         else:
             return
 

@@ -163,25 +163,43 @@ class EchoPeer:
         self.wrong = 0  # echoes missing, doubled or out of order
         self.sent_at: dict[int, int] = {}
         self.rtt_ns: list[int] = []
+        self.bursts = 0
+        self.burst_frames = 0
 
     @property
     def waiting(self) -> int:
         return len(self.sent_at)
 
+    async def ask_burst(self, frames: int) -> None:
+        assert self.ws is not None
+        self.bursts += 1
+        await self.ws.send_message(f"burst:{frames}")
+
     async def run(self, url: str, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
         async with open_websocket_url(ws_url(url)) as ws:
             self.ws = ws
+            # One round trip before the session counts as open, as hello → synced does.
+            await self.send()
+            self._take(await ws.get_message())
+            self.sent = self.echoed = 0
+            self.rtt_ns.clear()
             task_status.started()
             while True:
-                frame = msgspec.json.decode(await ws.get_message())
-                number = int(frame["client_msg_id"])
-                started = self.sent_at.pop(number, None)
-                if started is None or number != self.echoed + 1:
-                    self.wrong += 1
-                    continue
-                self.echoed += 1
-                self.rtt_ns.append(time.monotonic_ns() - started)
+                self._take(await ws.get_message())
+
+    def _take(self, data: str | bytes) -> None:
+        frame = msgspec.json.decode(data)
+        if frame["type"] == "message":
+            self.burst_frames += 1
+            return
+        number = int(frame["client_msg_id"])
+        started = self.sent_at.pop(number, None)
+        if started is None or number != self.echoed + 1:
+            self.wrong += 1
+            return
+        self.echoed += 1
+        self.rtt_ns.append(time.monotonic_ns() - started)
 
     async def send(self) -> None:
         assert self.ws is not None

@@ -38,6 +38,10 @@ ROWS: list[tuple[str, str, str]] = [
     ("transport", "latency_ms.p99", "transport: echo round trip p99 (ms)"),
     ("transport", "server_cpu_us_per_round_trip", "transport: CPU per frame in + out (µs)"),
     ("transport", "pairs_floor_us", "transport: floor under pairs CPU/msg (µs)"),
+    ("transport", "server_cpu_us_per_out_frame", "transport: CPU per frame out (µs)"),
+    ("transport", "out_frames_per_core_s", "transport: frames out per core-second"),
+    ("transport", "connect_per_s", "transport: new connections/s"),
+    ("transport", "server_cpu_us_per_connect", "transport: CPU per connection (µs)"),
 ]
 
 

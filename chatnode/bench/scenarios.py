@@ -253,33 +253,66 @@ async def group(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, An
 
 
 async def transport(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any]:
-    """The floor under `pairs`: the same sessions and rate of `send`-shaped frames against
-    hypercorn with an ASGI app that only echoes (echo.py). Its CPU per round trip (one frame
-    in, one out) is what the stack costs before chatnode does anything; a `pairs` message is
-    2 frames in (send, delivered) and 3 out (sent, message, status_update)."""
+    """The floor under the other scenarios: hypercorn with an ASGI app that only echoes
+    (echo.py), loaded like chatnode is. Its CPU per frame is what the stack costs before
+    chatnode does anything.
+    - round trips (one frame in, one out) at the frame rate `pairs` moves at --rate;
+    - outbound frames alone, asked for in bursts, at the rate `group` asks for;
+    - connections opened (handshake and one round trip), as many as `idle` opens."""
     echo = NodeUnderTest.start_echo()
     try:
-        sessions = split(list(range(2 * o.pairs)), o.workers)
-        # As many frames per second as `pairs` at --rate moves: 2.5 round trips a message.
-        round_trips = FRAMES_PER_PAIRS_MESSAGE * o.rate
-        specs = [{"role": "echo", "url": echo.url, "sessions": len(part),
-                  "duration": o.duration, "rate": round_trips * len(part) / (2 * o.pairs)}
-                 for part in sessions]
-        results, used = await run_measured(echo, specs)
+        return {**await _echo_round_trips(echo, o, checks), **await _echo_bursts(echo, o, checks),
+                **await _echo_connects(echo, o, checks)}
     finally:
         echo.stop()
+
+
+def _echo_specs(echo: NodeUnderTest, sessions: int, o: Options, mode: str, rate: float = 0,
+                **extra: Any) -> list[dict[str, Any]]:
+    return [{"role": "echo", "mode": mode, "url": echo.url, "sessions": len(part),
+             "duration": o.duration, "rate": rate * len(part) / sessions, **extra}
+            for part in split(list(range(sessions)), o.workers)]
+
+
+async def _echo_round_trips(echo: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any]:
+    sessions = 2 * o.pairs
+    results, used = await run_measured(echo, _echo_specs(
+        echo, sessions, o, "round_trips", FRAMES_PER_PAIRS_MESSAGE * o.rate))
     sent = sum(r["sent"] for r in results)
     echoed = sum(r["echoed"] for r in results)
     wrong = sum(r["wrong"] for r in results)
     checks.expect(echoed == sent and wrong == 0,
                   f"transport: {sent} frames sent, {echoed} echoed in order, {wrong} wrong")
     per_round_trip = us_each(used, echoed)
-    return {"sessions": 2 * o.pairs, "round_trips_per_s": round(echoed / o.duration),
-            "round_trips": echoed,
+    return {"sessions": sessions, "round_trips_per_s": round(echoed / o.duration),
             "latency_ms": latency_ms([x for r in results for x in r["rtt_ns"]]),
             "server_cpu_us_per_round_trip": per_round_trip,
             "pairs_floor_us": None if per_round_trip is None
             else round(FRAMES_PER_PAIRS_MESSAGE * per_round_trip, 1)}
+
+
+async def _echo_bursts(echo: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any]:
+    burst = 64
+    asked_rate = o.group_rate * (o.members - 1)  # the deliveries/s `group` asks for
+    results, used = await run_measured(echo, _echo_specs(
+        echo, 2 * o.pairs, o, "bursts", asked_rate, burst=burst))
+    frames = sum(r["burst_frames"] for r in results)
+    asked = sum(r["burst_frames_asked"] for r in results)
+    checks.expect(frames == asked, f"transport: {asked} frames asked for, {frames} arrived")
+    per_frame = us_each(used, frames)
+    return {"out_frames_asked_per_s": round(asked_rate), "out_frames": frames,
+            "server_cpu_us_per_out_frame": per_frame,
+            # What one core could send if it did nothing else: the node's trio thread is one.
+            "out_frames_per_core_s": None if not per_frame else round(1e6 / per_frame)}
+
+
+async def _echo_connects(echo: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any]:
+    results, used = await run_measured(echo, _echo_specs(echo, o.sessions, o, "connects"))
+    opened = sum(r["opened"] for r in results)
+    checks.expect(opened == o.sessions, f"transport: {opened} of {o.sessions} sessions opened")
+    connect_s = max(r["connect_s"] for r in results)
+    return {"connects": opened, "connect_per_s": round(opened / connect_s) if connect_s else None,
+            "server_cpu_us_per_connect": us_each(used, opened)}
 
 
 SCENARIOS = {"pairs": pairs, "max": max_rate, "idle": idle, "catchup": catchup,

@@ -220,20 +220,47 @@ async def keep_alive(session: Session, stop: trio.Event) -> None:
 
 
 async def echo(spec: Spec, control: Control) -> dict[str, Any]:
-    """Sessions of the echo server (echo.py) sending paced frames shaped like a chat `send`;
-    each must come back once and in order, and is timed until it does."""
+    """Sessions of the echo server (echo.py), in one of three modes:
+    `round_trips`: paced frames shaped like a chat `send`, each back once, in order, timed;
+    `bursts`: paced requests for `burst` message-shaped frames each, outbound only;
+    `connects`: on go, open the sessions (one round trip each) and hold them."""
     async with trio.open_nursery() as nursery:
         sockets = [EchoPeer() for _ in range(spec["sessions"])]
-        for socket in sockets:
-            await nursery.start(socket.run, spec["url"])
+        limit = trio.CapacityLimiter(64)
+
+        async def open_one(socket: EchoPeer) -> None:
+            async with limit:
+                await nursery.start(socket.run, spec["url"])
+
+        connect_s = 0.0
+        if spec["mode"] != "connects":
+            for socket in sockets:
+                await open_one(socket)
         control.say("ready")
         await control.wait_for("go")
-        await paced(spec["rate"], spec["duration"], [s.send for s in sockets])
-        with trio.move_on_after(DRAIN_S):
-            while any(s.waiting for s in sockets):
-                await trio.sleep(0.02)
+        if spec["mode"] == "connects":
+            started = time.monotonic()
+            async with trio.open_nursery() as openers:
+                for socket in sockets:
+                    openers.start_soon(open_one, socket)
+            connect_s = time.monotonic() - started
+        elif spec["mode"] == "bursts":
+            burst = spec["burst"]
+            await paced(spec["rate"] / burst, spec["duration"],
+                        [partial(s.ask_burst, burst) for s in sockets])
+            with trio.move_on_after(DRAIN_S):
+                while any(s.burst_frames < s.bursts * burst for s in sockets):
+                    await trio.sleep(0.02)
+        else:
+            await paced(spec["rate"], spec["duration"], [s.send for s in sockets])
+            with trio.move_on_after(DRAIN_S):
+                while any(s.waiting for s in sockets):
+                    await trio.sleep(0.02)
         result = {"sent": sum(s.sent for s in sockets), "echoed": sum(s.echoed for s in sockets),
                   "wrong": sum(s.wrong for s in sockets),
+                  "burst_frames": sum(s.burst_frames for s in sockets),
+                  "burst_frames_asked": sum(s.bursts for s in sockets) * spec.get("burst", 0),
+                  "opened": sum(s.ws is not None for s in sockets), "connect_s": connect_s,
                   "rtt_ns": [x for s in sockets for x in s.rtt_ns]}
         control.say("result " + json.dumps(result))
         await control.wait_for("stop")
