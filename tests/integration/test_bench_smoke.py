@@ -33,5 +33,8 @@ def test_a_tiny_bench_run_checks_what_it_measured_and_reports_it(tmp_path: Path)
     assert figures["catchup"]["backlog_messages"] == 300
     assert figures["node"]["start_s"] is not None
     transport = figures["transport"]
-    assert transport["round_trips"] > 0
-    assert transport["server_cpu_us_per_round_trip"] is not None
+    assert transport["round_trips_per_s"] > 0 and transport["out_frames"] > 0
+    assert transport["connects"] == 40
+    assert None not in (transport["server_cpu_us_per_round_trip"],
+                        transport["server_cpu_us_per_out_frame"],
+                        transport["server_cpu_us_per_connect"])
