@@ -215,13 +215,18 @@ async def ingest(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, A
             "commit_batch_mean": round(jobs / commits, 1) if commits else None}
 
 
-async def commit_batches(node: NodeUnderTest) -> tuple[float, float]:
-    """(commits, jobs) so far, from the node's Prometheus histogram."""
+async def metric(node: NodeUnderTest, name: str) -> float:
+    """One sample of the node's /metrics (0 when it is absent)."""
     async with httpx.AsyncClient() as http:
         text = (await http.get(node.url + "/metrics")).text
-    count = re.search(r"^chatnode_commit_batch_size_count (\S+)$", text, re.MULTILINE)
-    total = re.search(r"^chatnode_commit_batch_size_sum (\S+)$", text, re.MULTILINE)
-    return (float(count.group(1)) if count else 0.0, float(total.group(1)) if total else 0.0)
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+async def commit_batches(node: NodeUnderTest) -> tuple[float, float]:
+    """(commits, jobs) so far, from the node's Prometheus histogram."""
+    return (await metric(node, "chatnode_commit_batch_size_count"),
+            await metric(node, "chatnode_commit_batch_size_sum"))
 
 
 async def group(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any]:
@@ -238,6 +243,9 @@ async def group(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, An
                       "conversation_id": cid, "duration": o.duration, "settle_s": 2.0,
                       "rate": o.group_rate * senders / o.group_senders})
     results, used = await run_measured(node, specs)
+    overflows = await metric(node, "chatnode_outbox_overflows_total")
+    checks.expect(overflows == 0, f"group: fell behind: the node closed {overflows:.0f} sessions"
+                  " whose outbox filled (4008)")
     check_common(checks, "group", results)
     sent = sum(r["sent"] for r in results)
     received = [n for r in results for n in r["received"]]
@@ -249,6 +257,7 @@ async def group(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, An
             "sent": sent, "deliveries": deliveries,
             "deliveries_per_s": round(deliveries / o.duration),
             "server_cpu_us_per_delivery": us_each(used, deliveries),
+            "sessions_closed_4008": round(overflows),
             "fanout_latency_ms": latency_ms([x for r in results for x in r["e2e_ns"]])}
 
 

@@ -17,7 +17,7 @@ from starlette.types import Send as AsgiSend
 from starlette.websockets import WebSocket
 
 from ..accounts import Accounts
-from ..hub import CLOSE_SILENT, CLOSE_UNAUTHENTICATED, Session, encode_for
+from ..hub import CLOSE_SILENT, CLOSE_TOO_SLOW, CLOSE_UNAUTHENTICATED, Session, encode_for
 from ..protocol import (
     SUBPROTOCOL_JSON,
     SUBPROTOCOL_MSGPACK,
@@ -79,6 +79,8 @@ class WebSocketSession:
                     await self.service.open_session(session, self._sync)
         finally:
             self.service.close_session(session)
+        if session.close_code == CLOSE_TOO_SLOW:
+            self.service.metrics.outbox_overflows.inc()
         if session.close_code is not None:
             await self._close(session.close_code)
 

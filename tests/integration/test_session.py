@@ -2,6 +2,7 @@
 
 import json
 
+import httpx
 import msgpack
 import pytest
 import trio
@@ -142,6 +143,9 @@ async def test_slow_reader_is_closed_with_4008_and_loses_nothing(own_node: Node)
                 await a.send_text(cid, f"{i} {body}")
                 await a.until_type("sent", timeout=30)
         assert await closed_with(slow, timeout=30) == 4008
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(node.url + "/metrics")).text
+    assert "chatnode_outbox_overflows_total 1.0" in metrics.splitlines()
     async with connect(node.url, bob.token) as (_b, frames):
         seqs = [f["seq"] for f in frames if f["type"] == "message"]
         assert seqs == list(range(1, total + 1))
