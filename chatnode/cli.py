@@ -20,6 +20,7 @@ from . import auth
 from .config import Config, ConfigError, load_config
 from .protocol import ChatError, RegisterRequest
 from .store import sqlite as sql
+from .store.check import check_store
 
 _config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False),
                               help="TOML config file (see config.example.toml).")
@@ -58,6 +59,31 @@ def serve(config_file: str | None, data_dir: str | None, host: str | None,
         trio.run(run_node, config, lambda line: click.echo(line, nl=True) or sys.stdout.flush())
     except DataDirInUse as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@_config_option
+@_data_dir_option
+def check(config_file: str | None, data_dir: str | None) -> None:
+    """Verify the store: integrity, every log numbered 1..last_seq with no gap, markers within
+    the log. Read-only, so it runs beside a live node; exits 1 if anything is wrong."""
+    config = _load(config_file, data_dir=data_dir)
+    path = Path(config.data_dir) / sql.DB_FILE
+    if not path.exists():
+        raise click.ClickException(f"no store at {path}")
+    conn = sql.connect(path, read_only=True)
+    try:
+        report = check_store(conn)
+    finally:
+        conn.close()
+    for problem in report.problems:
+        click.echo(f"problem: {problem}")
+    summary = (f"{report.conversations} conversations, {report.messages} messages,"
+               f" {report.members} memberships")
+    if not report.ok:
+        click.echo(f"store has {len(report.problems)} problem(s) ({summary})")
+        sys.exit(1)
+    click.echo(f"store OK: {summary}")
 
 
 @main.group()
