@@ -1,4 +1,4 @@
-"""The `chatnode` command: serve, and the admin's user commands.
+"""The `chatnode` command: serve, the admin's user commands, check, backup and restore.
 
 The user commands open the database directly, so they work with or without a node running on
 the same data directory (SQLite's WAL lets them write alongside it).
@@ -19,6 +19,7 @@ import trio
 from . import auth
 from .config import Config, ConfigError, load_config
 from .protocol import ChatError, RegisterRequest
+from .store import backup as backups
 from .store import sqlite as sql
 from .store.check import check_store
 
@@ -84,6 +85,51 @@ def check(config_file: str | None, data_dir: str | None) -> None:
         click.echo(f"store has {len(report.problems)} problem(s) ({summary})")
         sys.exit(1)
     click.echo(f"store OK: {summary}")
+
+
+@main.command("backup")
+@click.argument("target", type=click.Path(dir_okay=False))
+@_config_option
+@_data_dir_option
+def backup_command(target: str, config_file: str | None, data_dir: str | None) -> None:
+    """Copy the store to TARGET, consistently, while the node runs (SQLite's backup API).
+    Uploaded files are not in it: copy DATA_DIR/media alongside."""
+    config = _load(config_file, data_dir=data_dir)
+    database = Path(config.data_dir) / sql.DB_FILE
+    if not database.exists():
+        raise click.ClickException(f"no store at {database}")
+    try:
+        users, conversations, messages = backups.backup(database, Path(target))
+    except backups.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backed up {users} users, {conversations} conversations and {messages}"
+               f" messages to {target}; copy {Path(config.data_dir) / 'media'} for uploads")
+
+
+@main.command("restore")
+@click.argument("backup_file", type=click.Path(dir_okay=False))
+@click.option("--yes", is_flag=True, help="Replace an existing store without asking.")
+@_config_option
+@_data_dir_option
+def restore_command(backup_file: str, yes: bool, config_file: str | None,
+                    data_dir: str | None) -> None:
+    """Put a backup back as the store of the data directory (stop the node first)."""
+    from .server import DataDirInUse, data_dir_lock
+
+    config = _load(config_file, data_dir=data_dir)
+    database = Path(config.data_dir) / sql.DB_FILE
+    try:
+        with data_dir_lock(Path(config.data_dir)):
+            held = backups.verify(Path(backup_file))
+            if database.exists() and not yes:
+                click.confirm(f"replace the store in {config.data_dir} with {backup_file}?",
+                              abort=True)
+            backups.restore(Path(backup_file), database)
+    except (backups.BackupError, DataDirInUse) as exc:
+        raise click.ClickException(str(exc)) from None
+    users, conversations, messages = held
+    click.echo(f"restored {users} users, {conversations} conversations and {messages}"
+               f" messages into {config.data_dir}")
 
 
 @main.group()
