@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from .config import Config, ConfigError, load_config
 from .protocol import ChatError, RegisterRequest
 from .store import backup as backups
 from .store import sqlite as sql
-from .store.check import check_store
+from .store.check import CheckReport, check_store
 
 _config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False),
                               help="TOML config file (see config.example.toml).")
@@ -52,13 +53,14 @@ def serve(config_file: str | None, data_dir: str | None, host: str | None,
     """Run the node: HTTP, WebSocket and the web client on one port."""
     from .server import DataDirInUse
     from .server import serve as run_node
+    from .store.sqlite import StoreDamaged
 
     config = _load(config_file, data_dir=data_dir, host=host, port=port)
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         trio.run(run_node, config, lambda line: click.echo(line, nl=True) or sys.stdout.flush())
-    except DataDirInUse as exc:
+    except (DataDirInUse, StoreDamaged) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -72,11 +74,14 @@ def check(config_file: str | None, data_dir: str | None) -> None:
     path = Path(config.data_dir) / sql.DB_FILE
     if not path.exists():
         raise click.ClickException(f"no store at {path}")
-    conn = sql.connect(path, read_only=True)
     try:
-        report = check_store(conn)
-    finally:
-        conn.close()
+        conn = sql.connect(path, read_only=True)
+        try:
+            report = check_store(conn)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        report = CheckReport(problems=[f"SQLite integrity check: the file cannot be read: {exc}"])
     for problem in report.problems:
         click.echo(f"problem: {problem}")
     summary = (f"{report.conversations} conversations, {report.messages} messages,"

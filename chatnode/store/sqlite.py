@@ -601,6 +601,10 @@ def plan_chunks(ranges: list[CatchupRange], rows: int = READ_CHUNK_ROWS
 
 # --- the node's store ------------------------------------------------------------------------
 
+class StoreDamaged(Exception):
+    """SQLite's quick_check failed at start: the node refuses to serve from this file."""
+
+
 class SqliteStore:
     """The node's handle on its data: writes go through the group-commit writer, reads run on a
     small pool of read connections in worker threads. This is the narrow interface a second
@@ -609,7 +613,16 @@ class SqliteStore:
     def __init__(self, data_dir: Path, durability: Durability = "full", readers: int = 4,
                  on_batch: Callable[[int, float], None] = lambda size, seconds: None) -> None:
         self.path = data_dir / DB_FILE
-        self._write_conn = open_database(data_dir, durability)
+        try:
+            self._write_conn = open_database(data_dir, durability)
+            damage = [row[0] for row in self._write_conn.execute("PRAGMA quick_check")]
+        except sqlite3.DatabaseError as exc:
+            damage = [str(exc)]
+        if damage != ["ok"]:
+            # Serving from a damaged file would acknowledge messages it may not keep.
+            raise StoreDamaged(
+                f"the store {self.path} is damaged ({damage[0]}); nothing was served."
+                " Restore a backup (chatnode restore) or see chatnode check")
         self._writer = GroupCommitWriter(self._write_conn, on_batch)
         self._readers = [connect(self.path, read_only=True) for _ in range(readers)]
         self._read_limiter = trio.CapacityLimiter(readers)

@@ -50,3 +50,29 @@ async def test_check_of_a_directory_without_a_store_says_so(tmp_path: Path) -> N
     result = await chatnode("check", "--data-dir", str(tmp_path / "nothing-here"))
     assert result.returncode == 1
     assert "no store at" in err(result)
+
+
+async def test_a_node_refuses_to_serve_from_a_damaged_store(own_node: Node) -> None:
+    """quick_check at start: a file with a page overwritten stops the node with one line that
+    says what to do, instead of serving (and acknowledging) from a damaged log."""
+    node = own_node.start()
+    alice, bob = await new_user(node, "alice"), await new_user(node, "bob")
+    cid = (await alice.rest.direct(bob.user_id))["conversation_id"]
+    for i in range(200):
+        await alice.rest.send(cid, f"{i} " + "x" * 400)
+    await alice.rest.aclose()
+    await bob.rest.aclose()
+    node.stop()
+    database = own_node.data_dir / "chatnode.db"
+    assert not database.with_name("chatnode.db-wal").exists() or \
+        database.with_name("chatnode.db-wal").stat().st_size == 0
+    with database.open("r+b") as f:  # a page in the middle of the messages' b-tree
+        f.seek(database.stat().st_size // 2 // 4096 * 4096)
+        f.write(b"\xff" * 4096)
+
+    started = await chatnode("serve", "--data-dir", str(own_node.data_dir), "--port", "0")
+    assert started.returncode == 1
+    assert "listening on" not in out(started)
+    assert "is damaged" in err(started) and "chatnode restore" in err(started)
+    checked = await chatnode("check", "--data-dir", str(own_node.data_dir))
+    assert checked.returncode == 1 and "SQLite integrity check" in out(checked)
