@@ -10,7 +10,6 @@ alone, the floor under fan-out and catch-up.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import hypercorn.trio
@@ -62,4 +61,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(trio.run(main))
+    trio.run(main)

@@ -179,17 +179,13 @@ class WebSocketSession:
     async def _write(self, session: Session) -> None:
         # Frames already queued are taken without a checkpoint each: sending one checkpoints.
         outbox = session.outbox_receive
-        while True:
-            try:
-                data = outbox.receive_nowait()
-            except trio.WouldBlock:
+        with contextlib.suppress(trio.EndOfChannel):
+            while True:
                 try:
+                    data = outbox.receive_nowait()
+                except trio.WouldBlock:
                     data = await outbox.receive()
-                except trio.EndOfChannel:
-                    return
-            except trio.EndOfChannel:
-                return
-            await self._send_raw(data)
+                await self._send_raw(data)
 
     async def _send_now(self, frame: ServerFrame) -> None:
         await self._send_raw(encode_for(frame, self.codec))
