@@ -27,6 +27,15 @@ class Metrics:
         self.errors = Counter("chatnode_errors_total", "Error answers by code", ["code"],
                               registry=self.registry)
 
+        self.checkpoints = Counter(
+            "chatnode_wal_checkpoints_total", "WAL checkpoints run off the send path",
+            registry=self.registry)
+        self.checkpoint_seconds = Histogram(
+            "chatnode_wal_checkpoint_seconds", "Time to copy the WAL into the database file",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5), registry=self.registry)
+        self.wal_bytes = Gauge("chatnode_wal_bytes", "Size of the SQLite WAL file",
+                               registry=self.registry)
+
     def observe_batch(self, size: int, seconds: float) -> None:
         """Called from the writer thread; prometheus_client is thread-safe."""
         self.commit_batch.observe(size)

@@ -10,6 +10,7 @@ import fcntl
 import logging
 import os
 import signal
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -30,6 +31,7 @@ from .ratelimit import RateLimiter
 from .service import ChatService
 from .store import SqliteStore, now_ms
 from .store import sqlite as sql
+from .store.checkpoint import CHECKPOINT_EVERY_S
 from .timers import Timers
 from .web.app import build_app
 
@@ -79,6 +81,21 @@ async def sweep_media(store: SqliteStore, media: MediaFiles) -> None:
         await trio.sleep(MEDIA_SWEEP_EVERY_S)
 
 
+async def checkpoint_wal(store: SqliteStore, metrics: Metrics) -> None:
+    """Copy the WAL into the database file every second there was a write (checkpoint.py)."""
+    while True:
+        await trio.sleep(CHECKPOINT_EVERY_S)
+        started = trio.current_time()
+        try:
+            result = await store.checkpoint()
+        except sqlite3.Error as exc:  # e.g. a full disk: the next round tries again
+            log.warning("WAL checkpoint failed: %s", exc)
+            continue
+        if result is not None:
+            metrics.checkpoints.inc()
+            metrics.checkpoint_seconds.observe(trio.current_time() - started)
+
+
 def hypercorn_config(config: Config) -> HypercornConfig:
     hc = HypercornConfig()
     hc.bind = [f"{config.host}:{config.port}"]
@@ -100,6 +117,7 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
                         history_on_new_device=config.history_on_new_device)
         hub = Hub()
         metrics.sessions.set_function(hub.session_count)
+        metrics.wal_bytes.set_function(store.wal_bytes)
         timers = Timers()
         presence = PresenceTracker(
             engine, hub, timers,
@@ -123,6 +141,7 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
                 async with trio.open_nursery() as background:
                     background.start_soon(timers.run)
                     background.start_soon(sweep_media, store, media)
+                    background.start_soon(checkpoint_wal, store, metrics)
                     async with trio.open_nursery() as nursery:
                         binds = await nursery.start(partial(
                             hypercorn.trio.serve, app, hypercorn_config(config),

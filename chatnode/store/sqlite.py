@@ -21,6 +21,8 @@ from typing import Any, Literal
 import trio
 
 from ..protocol import ChatError, ErrorCode, Message
+from . import checkpoint as wal
+from .checkpoint import WAL_SIZE_LIMIT_BYTES, CheckpointResult, tune_write_connection
 from .records import CatchupRange, ConversationRecord, DeviceAuth, MemberRecord, UserRecord
 from .writer import GroupCommitWriter, Job
 
@@ -611,7 +613,8 @@ class SqliteStore:
     store (PostgreSQL) implements."""
 
     def __init__(self, data_dir: Path, durability: Durability = "full", readers: int = 4,
-                 on_batch: Callable[[int, float], None] = lambda size, seconds: None) -> None:
+                 on_batch: Callable[[int, float], None] = lambda size, seconds: None,
+                 wal_limit_bytes: int = WAL_SIZE_LIMIT_BYTES) -> None:
         self.path = data_dir / DB_FILE
         try:
             self._write_conn = open_database(data_dir, durability)
@@ -623,16 +626,19 @@ class SqliteStore:
             raise StoreDamaged(
                 f"the store {self.path} is damaged ({damage[0]}); nothing was served."
                 " Restore a backup (chatnode restore) or see chatnode check")
+        tune_write_connection(self._write_conn, wal_limit_bytes)
         self._writer = GroupCommitWriter(self._write_conn, on_batch)
         self._readers = [connect(self.path, read_only=True) for _ in range(readers)]
         self._read_limiter = trio.CapacityLimiter(readers)
+        self._checkpoint_conn = connect(self.path)
+        self._commits_checkpointed = 0
 
     def start(self) -> None:
         self._writer.start()
 
     async def close(self) -> None:
         await self._writer.stop()
-        for conn in [*self._readers, self._write_conn]:
+        for conn in [*self._readers, self._checkpoint_conn, self._write_conn]:
             conn.close()
 
     # writes
@@ -643,6 +649,20 @@ class SqliteStore:
 
     async def write(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await self._writer.submit(fn, *args).wait()
+
+    async def checkpoint(self) -> CheckpointResult | None:
+        """Copy the WAL into the database file in a worker thread, if anything was committed
+        since the last complete checkpoint; see checkpoint.py for why not in the writer."""
+        commits = self._writer.commits
+        if commits == self._commits_checkpointed:
+            return None
+        result = await trio.to_thread.run_sync(wal.checkpoint, self._checkpoint_conn)
+        if result.complete:
+            self._commits_checkpointed = commits
+        return result
+
+    def wal_bytes(self) -> int:
+        return wal.wal_bytes(self.path)
 
     # reads
 

@@ -60,6 +60,7 @@ class GroupCommitWriter:
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._stopped = trio.Event()
+        self.commits = 0  # written by the writer thread only; read by the checkpointer
 
     def start(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
@@ -122,6 +123,7 @@ class GroupCommitWriter:
                     job.error = exc
                 conn.execute("RELEASE job")
             conn.execute("COMMIT")
+            self.commits += 1
         except sqlite3.Error as exc:
             log.error("commit failed, batch of %d not written: %s", len(batch), exc)
             try:

@@ -675,6 +675,11 @@ async def test_metrics_count_sessions_and_committed_messages(own_node: Node) -> 
         assert metric(text, "chatnode_sessions") == 1
         assert metric(text, "chatnode_messages_committed_total") == 1
         assert metric(text, "chatnode_catchup_seconds_count") == 1
+        with trio.fail_after(10):  # the background checkpoint copies the WAL within a second
+            while metric(text, "chatnode_wal_checkpoints_total") == 0:
+                await trio.sleep(0.2)
+                text = (await http.get("/metrics")).text
+        assert metric(text, "chatnode_wal_bytes") > 0
     await alice.rest.aclose()
     await bob.rest.aclose()
 

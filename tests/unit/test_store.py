@@ -447,3 +447,34 @@ def test_unreferenced_uploads_are_swept_and_shared_files_kept(tmp_path) -> None:
     assert sql.sweep_unreferenced_media(conn, sql.now_ms() - 60_000) == []  # too recent
     assert sql.sweep_unreferenced_media(conn, sql.now_ms() + 1) == ["bbb"]  # aaa still used
     assert [r[0] for r in conn.execute("SELECT media_id FROM media")] == [sent]
+
+
+# --- the WAL ----------------------------------------------------------------------------------
+
+async def test_commits_never_checkpoint_and_the_wal_stays_bounded(tmp_path: Path) -> None:
+    limit = 256 * 1024
+    store = SqliteStore(tmp_path / "data", wal_limit_bytes=limit)
+    store.start()
+    alice = (await store.write(sql.insert_user, "alice", None, "h")).user_id
+    record, _ = await store.write(sql.insert_conversation, "group", "g", alice, [])
+
+    async def append_2kb_messages(count: int, prefix: str) -> None:
+        jobs = [store.submit(sql.append_message, record.conversation_id, alice, f"{prefix}{i}",
+                             "text", "x" * 2000, None, None, None) for i in range(count)]
+        for job in jobs:
+            await job.wait()
+
+    await append_2kb_messages(5000, "a")
+    # 10 MB committed and all of it still in the WAL: the commits themselves never checkpointed
+    # (SQLite's automatic checkpoint would have, every 4 MB, stalling the sends of that batch).
+    assert store.wal_bytes() > 9 * 1024 * 1024
+    for round_ in range(3):
+        result = await store.checkpoint()
+        assert result is not None and result.complete
+        assert await store.checkpoint() is None  # nothing new: no work, no thread hop
+        await store.write(sql.touch_health)  # the first commit after it starts the WAL over
+        assert store.wal_bytes() <= limit
+        await append_2kb_messages(500, f"r{round_}-")
+    assert [seq for seq, _ in await store.read(log_of, record.conversation_id)] == list(
+        range(1, 6501))
+    await store.close()
