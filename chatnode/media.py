@@ -6,6 +6,7 @@ renamed to media/<first two hex>/<sha256>, so the same bytes uploaded twice are 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -53,6 +54,12 @@ class MediaFiles:
             final.parent.mkdir(exist_ok=True)
             await trio.to_thread.run_sync(os.replace, temp, final)
             return sha256, size
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            log.error("upload not stored: %s", exc.strerror)
+            raise ChatError(ErrorCode.INTERNAL, "the node's disk is full; nothing was stored,"
+                            " retry later", http_status=503) from None
         finally:
             temp.unlink(missing_ok=True)
 

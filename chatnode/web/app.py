@@ -17,6 +17,7 @@ from ..hub import Hub
 from ..media import MediaFiles
 from ..protocol import ChatError, ErrorBody, ErrorCode, ErrorResponse
 from ..service import ChatService
+from ..store import StoreUnavailable
 from .rest import Api, json_response
 from .shell import AppShell
 from .ws import WebSocketSession
@@ -41,6 +42,11 @@ async def _chat_error(request: Request, exc: Exception) -> Response:
     if exc.retry_after_ms is not None:
         headers = {"Retry-After": str(max(1, -(-exc.retry_after_ms // 1000)))}
     return error_response(exc.code, exc.message, exc.http_status, headers)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    return error_response(ErrorCode.INTERNAL, "the store cannot be written right now; nothing"
+                          " was stored, retry later", 503)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -79,6 +85,7 @@ def build_app(service: ChatService, accounts: Accounts, hub: Hub, media: MediaFi
                 *AppShell().routes()],
         exception_handlers={
             ChatError: _chat_error,
+            StoreUnavailable: _store_unavailable,
             HTTPException: _http_error,
             Exception: _internal_error,
         },
