@@ -1,0 +1,159 @@
+"""kill -9 at random moments under steady load, over and over (scripts/kill9).
+
+Devices chat through the node the whole time. At a random moment the node gets SIGKILL; with it
+down, the file is checked: every message that got a `sent` is there with the same seq, seqs
+have no gap, markers are in range and never went back. Then it restarts on the same port and the
+devices come back by themselves. The last stop of the run is a SIGTERM under the same load (the
+graceful shutdown loses nothing either). Finally the load stops, the node is restarted once more
+so every device says hello with its sync map, and each device's replica and ticks must equal the
+log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from .crowd import gather_crowd
+from .device import Device, Load
+from .node import NodeProcess
+from .verify import Markers, open_log, verify_converged, verify_log
+
+
+@dataclass
+class Kill9Result:
+    rounds: int = 0
+    acked: int = 0
+    messages_in_log: int = 0
+    reconnects: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+async def _settle(devices: list[Device], deadline_s: float) -> bool:
+    """Wait until every device is connected with nothing left unacknowledged."""
+    with trio.move_on_after(deadline_s):
+        while not all(d.connected and not d.outbox for d in devices):
+            await trio.sleep(0.1)
+        return True
+    return False
+
+
+async def _quiet(devices: list[Device], quiet_s: float = 1.0) -> None:
+    """Wait until no device has received a frame for `quiet_s`: the markers have landed."""
+    while trio.current_time() - max(d.last_frame_at for d in devices) < quiet_s:
+        await trio.sleep(0.1)
+
+
+async def run_kill9(data_dir: Path, *, rounds: int, users: int, rate: float, up_s: tuple[float,
+                    float], seed: int, say: Callable[[str], None] = print) -> Kill9Result:
+    rng = random.Random(seed)
+    node = NodeProcess(data_dir).start()
+    result = Kill9Result()
+    markers: Markers = {}
+    try:
+        devices = await gather_crowd(node.url, users, rng)
+        load = Load(sends_per_s=rate / len(devices))
+        say(f"{len(devices)} devices of {users} users, {rate:g} msg/s in all, {rounds} stops"
+            f" (the last one SIGTERM), node up {up_s[0]:g}-{up_s[1]:g} s between them")
+        say(f"{'stop':>5} {'signal':>7} {'up s':>5} {'acked':>7} {'in log':>7} {'online':>7}"
+            f" {'problems':>8}")
+        async with trio.open_nursery() as nursery:
+            for device in devices:
+                nursery.start_soon(device.run, node.url, load)
+            for stop in range(1, rounds + 1):
+                up = rng.uniform(*up_s)
+                await trio.sleep(up)
+                online = sum(d.connected for d in devices)
+                graceful = stop == rounds
+                if graceful:
+                    if node.stop() != 0:
+                        result.problems.append("SIGTERM: the node exited with an error")
+                else:
+                    node.kill()
+                conn = open_log(node.db_path)
+                try:
+                    problems, markers = verify_log(conn, devices, markers)
+                    (in_log,) = conn.execute("SELECT count(*) FROM messages").fetchone()
+                finally:
+                    conn.close()
+                result.problems += problems
+                acked = sum(len(d.acked) for d in devices)
+                say(f"{stop:>5} {'TERM' if graceful else 'KILL':>7} {up:>5.1f} {acked:>7}"
+                    f" {in_log:>7} {online:>7} {len(problems):>8}")
+                for problem in problems[:10]:
+                    say(f"      {problem}")
+                node.start()
+                result.rounds = stop
+
+            load.sending = False
+            if not await _settle(devices, 60):
+                result.problems.append("devices did not get every send acknowledged in 60 s")
+            await _quiet(devices)
+            # One more restart with the load off: every device comes back with its sync map.
+            connections = {d.name: d.connections for d in devices}
+            node.stop()
+            node.start()
+            with trio.move_on_after(60) as waited:
+                while not all(d.connected and d.connections > connections[d.name]
+                              for d in devices):
+                    await trio.sleep(0.1)
+            if waited.cancelled_caught:
+                result.problems.append("devices did not reconnect within 60 s")
+            await _quiet(devices)
+            conn = open_log(node.db_path)
+            try:
+                problems, markers = verify_log(conn, devices, markers)
+                for device in devices:
+                    problems += verify_converged(conn, device)
+                (result.messages_in_log,) = conn.execute(
+                    "SELECT count(*) FROM messages").fetchone()
+            finally:
+                conn.close()
+            result.problems += problems
+            for device in devices:
+                result.problems += device.violations
+            load.stopping = True
+            nursery.cancel_scope.cancel()
+        result.acked = sum(len(d.acked) for d in devices)
+        result.reconnects = sum(d.connections for d in devices) - len(devices)
+        say(f"converged: {len(devices)} devices, {result.messages_in_log} messages in the log,"
+            f" {result.acked} acknowledged, {result.reconnects} reconnections;"
+            f" {len(result.problems)} problems")
+        for problem in result.problems[:20]:
+            say(f"  {problem}")
+        return result
+    finally:
+        if node.running():
+            node.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/kill9", description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=50, help="stops of the node (default 50)")
+    parser.add_argument("--users", type=int, default=12)
+    parser.add_argument("--rate", type=float, default=300, help="messages/s, all devices")
+    parser.add_argument("--up", type=float, nargs=2, default=(0.5, 3.0), metavar=("MIN", "MAX"),
+                        help="seconds the node stays up between stops (uniform)")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="keep the data here (default: a temporary directory)")
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    print(f"seed {seed}")
+    with tempfile.TemporaryDirectory(prefix="chatnode-kill9-") as tmp:
+        result = trio.run(lambda: run_kill9(
+            args.data_dir or Path(tmp), rounds=args.rounds, users=args.users, rate=args.rate,
+            up_s=tuple(args.up), seed=seed))
+    print("OK" if not result.problems else "FAILED")
+    return 0 if not result.problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
