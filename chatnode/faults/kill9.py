@@ -3,10 +3,10 @@
 Devices chat through the node the whole time. At a random moment the node gets SIGKILL; with it
 down, the file is checked: every message that got a `sent` is there with the same seq, seqs
 have no gap, markers are in range and never went back. Then it restarts on the same port and the
-devices come back by themselves. The last stop of the run is a SIGTERM under the same load (the
-graceful shutdown loses nothing either). Finally the load stops, the node is restarted once more
-so every device says hello with its sync map, and each device's replica and ticks must equal the
-log.
+devices come back by themselves. Every fifth stop, and the last, is a SIGTERM under the same load
+instead: the graceful shutdown must lose nothing either, and exit 0. Finally the load stops,
+the node is restarted once more so every device says hello with its sync map, and each device's
+replica and ticks must equal the log.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from .crowd import gather_crowd
 from .device import Device, Load
 from .node import NodeProcess
 from .verify import Markers, open_log, verify_converged, verify_log
+
+# Every this many stops, and the last, is a SIGTERM: graceful shutdown under the same load.
+TERM_EVERY = 5
 
 
 @dataclass
@@ -61,7 +64,8 @@ async def run_kill9(data_dir: Path, *, rounds: int, users: int, rate: float, up_
         devices = await gather_crowd(node.url, users, rng)
         load = Load(sends_per_s=rate / len(devices))
         say(f"{len(devices)} devices of {users} users, {rate:g} msg/s in all, {rounds} stops"
-            f" (the last one SIGTERM), node up {up_s[0]:g}-{up_s[1]:g} s between them")
+            f" (every {TERM_EVERY}th and the last SIGTERM), node up {up_s[0]:g}-{up_s[1]:g} s"
+            " between them")
         say(f"{'stop':>5} {'signal':>7} {'up s':>5} {'acked':>7} {'in log':>7} {'online':>7}"
             f" {'problems':>8}")
         async with trio.open_nursery() as nursery:
@@ -71,7 +75,7 @@ async def run_kill9(data_dir: Path, *, rounds: int, users: int, rate: float, up_
                 up = rng.uniform(*up_s)
                 await trio.sleep(up)
                 online = sum(d.connected for d in devices)
-                graceful = stop == rounds
+                graceful = stop % TERM_EVERY == 0 or stop == rounds
                 if graceful:
                     if node.stop() != 0:
                         result.problems.append("SIGTERM: the node exited with an error")
