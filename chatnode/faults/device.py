@@ -59,10 +59,17 @@ class Device:
     last_frame_at: float = 0.0  # trio clock
     _counter: int = 0
     _session: Session | None = None
+    _connection_scope: trio.CancelScope | None = None
 
     @property
     def connected(self) -> bool:
         return self._session is not None
+
+    def drop(self) -> None:
+        """Leave the current connection at once, as a phone losing its network does; `run`
+        comes back by itself (the soak's reconnect storms)."""
+        if self._connection_scope is not None:
+            self._connection_scope.cancel()
 
     def sync_map(self) -> dict[str, int]:
         """The highest seq of each conversation below which the replica has everything."""
@@ -79,11 +86,12 @@ class Device:
         """Stay connected, through kills and restarts, until the load says stop."""
         while not load.stopping:
             try:
-                await self._one_connection(url, load)
+                with trio.CancelScope() as self._connection_scope:
+                    await self._one_connection(url, load)
             except* (ConnectionClosed, HandshakeError, OSError, trio.TooSlowError):
                 pass  # the node went away (killed, restarting): come back
             finally:
-                self._session = None
+                self._session = self._connection_scope = None
             if not load.stopping:
                 await trio.sleep(self.rng.uniform(0.05, 0.3))
 

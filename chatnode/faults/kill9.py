@@ -22,8 +22,9 @@ from pathlib import Path
 import trio
 
 from .crowd import gather_crowd
-from .device import Device, Load
+from .device import Load
 from .node import NodeProcess
+from .settle import all_reconnected, quiet, settle
 from .verify import Markers, open_log, verify_converged, verify_log
 
 # Every this many stops, and the last, is a SIGTERM: graceful shutdown under the same load.
@@ -37,21 +38,6 @@ class Kill9Result:
     messages_in_log: int = 0
     reconnects: int = 0
     problems: list[str] = field(default_factory=list)
-
-
-async def _settle(devices: list[Device], deadline_s: float) -> bool:
-    """Wait until every device is connected with nothing left unacknowledged."""
-    with trio.move_on_after(deadline_s):
-        while not all(d.connected and not d.outbox for d in devices):
-            await trio.sleep(0.1)
-        return True
-    return False
-
-
-async def _quiet(devices: list[Device], quiet_s: float = 1.0) -> None:
-    """Wait until no device has received a frame for `quiet_s`: the markers have landed."""
-    while trio.current_time() - max(d.last_frame_at for d in devices) < quiet_s:
-        await trio.sleep(0.1)
 
 
 async def run_kill9(data_dir: Path, *, rounds: int, users: int, rate: float, up_s: tuple[float,
@@ -97,20 +83,16 @@ async def run_kill9(data_dir: Path, *, rounds: int, users: int, rate: float, up_
                 result.rounds = stop
 
             load.sending = False
-            if not await _settle(devices, 60):
+            if not await settle(devices, 60):
                 result.problems.append("devices did not get every send acknowledged in 60 s")
-            await _quiet(devices)
+            await quiet(devices)
             # One more restart with the load off: every device comes back with its sync map.
             connections = {d.name: d.connections for d in devices}
             node.stop()
             node.start()
-            with trio.move_on_after(60) as waited:
-                while not all(d.connected and d.connections > connections[d.name]
-                              for d in devices):
-                    await trio.sleep(0.1)
-            if waited.cancelled_caught:
+            if not await all_reconnected(devices, connections, 60):
                 result.problems.append("devices did not reconnect within 60 s")
-            await _quiet(devices)
+            await quiet(devices)
             conn = open_log(node.db_path)
             try:
                 problems, markers = verify_log(conn, devices, markers)
