@@ -8,7 +8,7 @@ group (`forbidden`)", history before their removal included, and no longer fetch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,10 +53,10 @@ class Public:
 @dataclass(frozen=True)
 class Own:
     """Acts only on the caller's own account or data: nothing of anyone else's to refuse or
-    leak, so only the token is checked. `attempt` is what a logged-out token tries."""
+    leak, so only the token is checked. `attempts` are what a dead token tries."""
 
     reason: str
-    attempt: Attempts
+    attempts: Attempts
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class Directory:
     """Looks a user up: any logged-in user may (to start a chat), so only the token counts."""
 
     reason: str
-    attempt: Attempts
+    attempts: Attempts
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,8 @@ class OnConversation:
 @dataclass(frozen=True)
 class OnMedia:
     """Reads one upload ({media_id}): its uploader and members of a conversation holding it."""
+
+    attempts: Attempts = PLAIN
 
 
 Row = Public | Own | Directory | OnConversation | OnMedia
@@ -159,7 +161,7 @@ def world(node: Node) -> World:
 
 
 @pytest.fixture
-async def http(world: World) -> Iterator[httpx.AsyncClient]:
+async def http(world: World) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=world.url, timeout=30) as client:
         yield client
 
@@ -170,13 +172,8 @@ def attempts(world: World, actor: Actor, key: tuple[str, str], target: dict[str,
     parameters naming the conversation or the media)."""
     method, template = key
     row = MATRIX[key]
-    if isinstance(row, OnConversation):
-        tries = row.attempts(world, actor)
-    elif isinstance(row, Own | Directory):
-        tries = row.attempt(world, actor)
-    else:
-        tries = [Attempt()]
-    for attempt in tries:
+    assert not isinstance(row, Public)
+    for attempt in row.attempts(world, actor):
         yield method, template.format(**target, **attempt.params), attempt
 
 
