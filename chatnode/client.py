@@ -6,6 +6,7 @@ the protocol. Frames are plain dicts, as any client in any language would see th
 
 from __future__ import annotations
 
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -32,10 +33,11 @@ class ApiError(Exception):
 class RestClient:
     """The REST API of one node, as one user (once a token is set)."""
 
-    def __init__(self, base_url: str, token: str | None = None) -> None:
+    def __init__(self, base_url: str, token: str | None = None,
+                 verify: ssl.SSLContext | bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=30)
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=30, verify=verify)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -157,12 +159,15 @@ class Session:
 @asynccontextmanager
 async def connect(base_url: str, token: str, *, sync: dict[str, int] | None = None,
                   codec: Codec = "json", hello_extra: Frame | None = None,
+                  ssl_context: ssl.SSLContext | None = None,
                   ) -> AsyncIterator[tuple[Session, list[Frame]]]:
-    """Open a session, say hello, and read the catch-up up to `synced`.
+    """Open a session, say hello, and read the catch-up up to `synced`. An https:// node is
+    reached over wss:// (`ssl_context`: whom to trust; default: the system's CAs).
 
     Yields the session and the catch-up frames (welcome first, synced last)."""
     subprotocol = SUBPROTOCOL_JSON if codec == "json" else SUBPROTOCOL_MSGPACK
-    async with open_websocket_url(ws_url(base_url), subprotocols=[subprotocol]) as ws:
+    async with open_websocket_url(ws_url(base_url), ssl_context,
+                                  subprotocols=[subprotocol]) as ws:
         session = Session(ws, codec)
         hello: Frame = {"type": "hello", "token": token, **(hello_extra or {})}
         if sync is not None:

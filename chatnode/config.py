@@ -41,6 +41,10 @@ class Config(Struct, forbid_unknown_fields=True):
     history_on_new_device: Annotated[int, Meta(ge=0)] = 50
     outbox_frames: PositiveInt = 4096
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # How many reverse proxies in front of the node add to X-Forwarded-For: the client address
+    # (login limits, logs) is taken from there instead of the TCP peer. 0: clients connect
+    # directly, and the header, which anyone can send, is ignored.
+    proxy_hops: Annotated[int, Meta(ge=0, le=10)] = 0
     limits: Limits = msgspec.field(default_factory=Limits)
 
 

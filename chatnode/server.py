@@ -19,6 +19,7 @@ from pathlib import Path
 import hypercorn.trio
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.middleware import ProxyFixMiddleware
 
 from .accounts import Accounts
 from .config import Config
@@ -134,6 +135,8 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
         app = build_app(service, accounts, hub, media, frame_bytes=config.limits.frame_bytes,
                         upload_bytes=config.limits.upload_bytes,
                         outbox_frames=config.outbox_frames)
+        if config.proxy_hops:
+            app = ProxyFixMiddleware(app, "legacy", config.proxy_hops)
         stopping = trio.Event()
         store.start()
         try:
