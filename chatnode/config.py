@@ -41,6 +41,8 @@ class Config(Struct, forbid_unknown_fields=True):
     history_on_new_device: Annotated[int, Meta(ge=0)] = 50
     outbox_frames: PositiveInt = 4096
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # "text": one line per event for people; "json": one JSON object per line for machines.
+    log_format: Literal["text", "json"] = "text"
     limits: Limits = msgspec.field(default_factory=Limits)
 
 

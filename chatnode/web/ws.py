@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket
 
 from ..accounts import Accounts
 from ..hub import CLOSE_SILENT, CLOSE_TOO_SLOW, CLOSE_UNAUTHENTICATED, Session, encode_for
+from ..logs import fields
 from ..protocol import (
     SUBPROTOCOL_JSON,
     SUBPROTOCOL_MSGPACK,
@@ -38,6 +39,11 @@ from ..protocol import (
 from ..service import ChatService
 
 log = logging.getLogger("chatnode.ws")
+
+# Why a session ended, in words, for its "session closed" line.
+_CLOSE_REASONS = {1001: "node stopping", CLOSE_SILENT: "silent", CLOSE_UNAUTHENTICATED:
+                  "logged out", CLOSE_TOO_SLOW: "too slow"}
+
 
 def negotiate(offered: list[str]) -> tuple[Codec, str | None]:
     """MessagePack when asked for by name; otherwise JSON, naming the subprotocol only when the
@@ -64,6 +70,9 @@ class WebSocketSession:
         self.codec: Codec = "json"
         self.silence_limit = 2 * service.heartbeat_s
         self._sync: dict[str, int] | None = None
+        self.frames_in = 0
+        self.frames_out = 0
+        self.client_close_code: int | None = None
 
     async def run(self) -> None:
         self.codec, subprotocol = negotiate(self.websocket.scope.get("subprotocols", []))
@@ -71,6 +80,10 @@ class WebSocketSession:
         session = await self._hello()
         if session is None:
             return
+        opened = trio.current_time()
+        log.info("session opened", extra=fields(
+            user=session.user_id, device=session.device_id, codec=self.codec,
+            address=self._address()))
         try:
             with session.cancel_scope:
                 async with trio.open_nursery() as nursery:
@@ -79,10 +92,26 @@ class WebSocketSession:
                     await self.service.open_session(session, self._sync)
         finally:
             self.service.close_session(session)
+            self._log_closed(session, trio.current_time() - opened)
         if session.close_code == CLOSE_TOO_SLOW:
             self.service.metrics.outbox_overflows.inc()
         if session.close_code is not None:
             await self._close(session.close_code)
+
+    def _address(self) -> str:
+        client = self.websocket.scope.get("client")
+        return client[0] if client else "unknown"
+
+    def _log_closed(self, session: Session, seconds: float) -> None:
+        if session.close_code is not None:
+            code, by = session.close_code, "node"
+            reason = _CLOSE_REASONS.get(code, "closed")
+        else:
+            code, by, reason = self.client_close_code, "client", "client left"
+        log.info("session closed", extra=fields(
+            user=session.user_id, device=session.device_id, codec=self.codec, code=code,
+            by=by, reason=reason, seconds=round(seconds, 3), frames_in=self.frames_in,
+            frames_out=self.frames_out))
 
     async def _hello(self) -> Session | None:
         """The first frame must be a good `hello`; anything else is unauthenticated (4001)."""
@@ -97,6 +126,8 @@ class WebSocketSession:
                 raise ChatError(ErrorCode.UNAUTHENTICATED, "the first frame must be hello")
             device = await self.accounts.authenticate(frame.token)
         except ChatError as exc:
+            log.info("hello refused", extra=fields(code=exc.code, reason=exc.message,
+                                                   address=self._address()))
             await self._send_now(ChatError(ErrorCode.UNAUTHENTICATED, exc.message,
                                            ref=exc.ref or "hello").frame())
             await self._close(CLOSE_UNAUTHENTICATED)
@@ -115,7 +146,9 @@ class WebSocketSession:
         """The next data frame, or None when the client left."""
         message = await self._receive_event()
         if message["type"] == "websocket.disconnect":
+            self.client_close_code = message.get("code")
             return None
+        self.frames_in += 1
         text = message.get("text")
         return text if text is not None else message.get("bytes", b"")
 
@@ -186,6 +219,7 @@ class WebSocketSession:
                 except trio.WouldBlock:
                     data = await outbox.receive()
                 await self._send_raw(data)
+                self.frames_out += 1
 
     async def _send_now(self, frame: ServerFrame) -> None:
         await self._send_raw(encode_for(frame, self.codec))
