@@ -250,9 +250,12 @@ class ChatService:
     @staticmethod
     def _log_group_change(message: Message) -> None:
         event = json.loads(message.body)
+        # Who and which role; a rename's new name is the members' words and stays out.
+        details = {name: event[key] for key, name in (("user_id", "user"), ("role", "role"))
+                   if key in event}
         log.info(_GROUP_EVENTS.get(event["event"], "group changed"), extra=fields(
             conversation=message.conversation_id, seq=message.seq, actor=message.sender_id,
-            user=event.get("user_id"), role=event.get("role")))
+            **details))
 
     async def _introduce(self, conv: ConversationState, newcomers: set[str]) -> None:
         """Members who now share a conversation learn each other's presence at once, as their

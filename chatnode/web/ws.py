@@ -72,7 +72,6 @@ class WebSocketSession:
         self._sync: dict[str, int] | None = None
         self.frames_in = 0
         self.frames_out = 0
-        self.client_close_code: int | None = None
 
     async def run(self) -> None:
         self.codec, subprotocol = negotiate(self.websocket.scope.get("subprotocols", []))
@@ -103,14 +102,13 @@ class WebSocketSession:
         return client[0] if client else "unknown"
 
     def _log_closed(self, session: Session, seconds: float) -> None:
-        if session.close_code is not None:
-            code, by = session.close_code, "node"
-            reason = _CLOSE_REASONS.get(code, "closed")
-        else:
-            code, by, reason = self.client_close_code, "client", "client left"
+        # The code is the node's; when the client closes, hypercorn reports 1006 whatever code
+        # the client sent, so there is none worth logging.
+        code = session.close_code
+        reason = "client left" if code is None else _CLOSE_REASONS.get(code, "closed")
         log.info("session closed", extra=fields(
             user=session.user_id, device=session.device_id, codec=self.codec, code=code,
-            by=by, reason=reason, seconds=round(seconds, 3), frames_in=self.frames_in,
+            reason=reason, seconds=round(seconds, 3), frames_in=self.frames_in,
             frames_out=self.frames_out))
 
     async def _hello(self) -> Session | None:
@@ -146,7 +144,6 @@ class WebSocketSession:
         """The next data frame, or None when the client left."""
         message = await self._receive_event()
         if message["type"] == "websocket.disconnect":
-            self.client_close_code = message.get("code")
             return None
         self.frames_in += 1
         text = message.get("text")
