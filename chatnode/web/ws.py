@@ -17,7 +17,14 @@ from starlette.types import Send as AsgiSend
 from starlette.websockets import WebSocket
 
 from ..accounts import Accounts
-from ..hub import CLOSE_SILENT, CLOSE_TOO_SLOW, CLOSE_UNAUTHENTICATED, Session, encode_for
+from ..hub import (
+    CLOSE_GOING_AWAY,
+    CLOSE_SILENT,
+    CLOSE_TOO_SLOW,
+    CLOSE_UNAUTHENTICATED,
+    Session,
+    encode_for,
+)
 from ..logs import fields
 from ..protocol import (
     SUBPROTOCOL_JSON,
@@ -41,8 +48,8 @@ from ..service import ChatService
 log = logging.getLogger("chatnode.ws")
 
 # Why a session ended, in words, for its "session closed" line.
-_CLOSE_REASONS = {1001: "node stopping", CLOSE_SILENT: "silent", CLOSE_UNAUTHENTICATED:
-                  "logged out", CLOSE_TOO_SLOW: "too slow"}
+_CLOSE_REASONS = {CLOSE_GOING_AWAY: "node stopping", CLOSE_SILENT: "silent",
+                  CLOSE_UNAUTHENTICATED: "logged out", CLOSE_TOO_SLOW: "too slow"}
 
 
 def negotiate(offered: list[str]) -> tuple[Codec, str | None]:
