@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import trio
 
 from . import auth
+from .logs import fields
 from .protocol import (
     AuthResponse,
     ChatError,
@@ -16,6 +19,9 @@ from .protocol import (
 from .ratelimit import RateLimiter
 from .store import DeviceAuth, SqliteStore
 from .store import sqlite as sql
+
+# Usernames, user and device ids and client addresses only: never a password or a token.
+log = logging.getLogger("chatnode.accounts")
 
 
 class Accounts:
@@ -34,28 +40,42 @@ class Accounts:
 
     async def authenticate(self, token: str) -> DeviceAuth:
         device = await self.store.read(sql.device_by_token_hash, auth.token_hash(token))
+        if device is not None and device.disabled:
+            log.info("token refused, account disabled",
+                     extra=fields(user=device.user_id, device=device.device_id))
         if device is None or device.disabled:
             raise ChatError(ErrorCode.UNAUTHENTICATED, "unknown, revoked or disabled token")
         return device
 
-    async def register(self, request: RegisterRequest) -> AuthResponse:
+    async def register(self, request: RegisterRequest, address: str) -> AuthResponse:
         if not self.registration_open:
             raise ChatError(ErrorCode.REGISTRATION_CLOSED,
                             "registration is closed: ask the admin for an account")
         password_hash = await trio.to_thread.run_sync(auth.hash_password, request.password)
         user = await self.store.write(sql.insert_user, request.username, request.display_name,
                                       password_hash)
-        return await self._new_device(user.user_id, "registration")
+        response = await self._new_device(user.user_id, "registration")
+        log.info("registered", extra=fields(user=user.user_id, username=user.username,
+                                            device=response.device_id, address=address))
+        return response
 
-    async def login(self, request: LoginRequest) -> AuthResponse:
+    async def login(self, request: LoginRequest, address: str) -> AuthResponse:
         user = await self.store.read(sql.user_by_name, request.username)
         password_hash = None if user is None else user.password_hash
         ok = await trio.to_thread.run_sync(auth.verify_password, password_hash, request.password)
         if user is None or not ok:
+            log.info("login failed", extra=fields(
+                username=request.username, reason="no such user" if user is None
+                else "wrong password", address=address))
             raise ChatError(ErrorCode.UNAUTHENTICATED, "wrong username or password")
         if user.disabled:
+            log.info("login failed", extra=fields(username=user.username, user=user.user_id,
+                                                  reason="account disabled", address=address))
             raise ChatError(ErrorCode.FORBIDDEN, "this account is disabled")
-        return await self._new_device(user.user_id, request.device_name)
+        response = await self._new_device(user.user_id, request.device_name)
+        log.info("login", extra=fields(user=user.user_id, username=user.username,
+                                       device=response.device_id, address=address))
+        return response
 
     async def _new_device(self, user_id: str, name: str | None) -> AuthResponse:
         token = auth.new_token()
@@ -65,6 +85,7 @@ class Accounts:
 
     async def logout(self, device: DeviceAuth) -> None:
         await self.store.write(sql.revoke_device, device.device_id)
+        log.info("logout", extra=fields(user=device.user_id, device=device.device_id))
 
     async def user_by_name(self, username: str) -> UserInfo:
         user = await self.store.read(sql.user_by_name, username)

@@ -6,7 +6,6 @@ the same data directory (SQLite's WAL lets them write alongside it).
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import sys
@@ -17,7 +16,7 @@ import click
 import msgspec
 import trio
 
-from . import auth
+from . import auth, logs
 from .config import Config, ConfigError, load_config
 from .protocol import ChatError, RegisterRequest
 from .store import backup as backups
@@ -48,16 +47,17 @@ def main() -> None:
 @_data_dir_option
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default 8420; 0 picks a free one).")
+@click.option("--log-format", type=click.Choice(["text", "json"]),
+              help="Log lines on standard error: text (default) or one JSON object per line.")
 def serve(config_file: str | None, data_dir: str | None, host: str | None,
-          port: int | None) -> None:
+          port: int | None, log_format: str | None) -> None:
     """Run the node: HTTP, WebSocket and the web client on one port."""
     from .server import DataDirInUse
     from .server import serve as run_node
     from .store.sqlite import StoreDamaged
 
-    config = _load(config_file, data_dir=data_dir, host=host, port=port)
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = _load(config_file, data_dir=data_dir, host=host, port=port, log_format=log_format)
+    logs.configure(config.log_level, config.log_format)
     try:
         trio.run(run_node, config, lambda line: click.echo(line, nl=True) or sys.stdout.flush())
     except (DataDirInUse, StoreDamaged) as exc:

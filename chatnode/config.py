@@ -41,6 +41,8 @@ class Config(Struct, forbid_unknown_fields=True):
     history_on_new_device: Annotated[int, Meta(ge=0)] = 50
     outbox_frames: PositiveInt = 4096
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # "text": one line per event for people; "json": one JSON object per line for machines.
+    log_format: Literal["text", "json"] = "text"
     # How many reverse proxies in front of the node add to X-Forwarded-For: the client address
     # (login limits, logs) is taken from there instead of the TCP peer. 0: clients connect
     # directly, and the header, which anyone can send, is ignored.

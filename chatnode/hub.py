@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import trio
 
+from .logs import fields
 from .protocol import Codec, Message, ServerFrame, encode
 
 log = logging.getLogger("chatnode.hub")
@@ -57,7 +58,7 @@ class Session:
             return
         if self.holding:
             if len(self.held) >= self.capacity:
-                self.close(CLOSE_TOO_SLOW)
+                self._too_slow()
             else:
                 self.held.append(frame)
             return
@@ -67,8 +68,7 @@ class Session:
         try:
             self.outbox_send.send_nowait(data)
         except trio.WouldBlock:
-            log.info("session of %s too slow, closing with 4008", self.user_id)
-            self.close(CLOSE_TOO_SLOW)
+            self._too_slow()
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
 
@@ -97,6 +97,11 @@ class Session:
                     continue
                 await self.push_waiting(frame)
         self.holding = False
+
+    def _too_slow(self) -> None:
+        log.warning("session too slow, closing with 4008", extra=fields(
+            user=self.user_id, device=self.device_id, queued=self.capacity))
+        self.close(CLOSE_TOO_SLOW)
 
     def close(self, code: int) -> None:
         if self.close_code is None:

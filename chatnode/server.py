@@ -7,6 +7,7 @@ lets hypercorn finish what is in flight, commits everything already queued, and 
 from __future__ import annotations
 
 import fcntl
+import importlib.metadata
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from .accounts import Accounts
 from .config import Config
 from .engine import Engine
 from .hub import CLOSE_GOING_AWAY, Hub
+from .logs import fields
 from .media import MediaFiles
 from .metrics import Metrics
 from .presence import PresenceTracker
@@ -123,12 +125,13 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
         presence = PresenceTracker(
             engine, hub, timers,
             save_last_seen=lambda user_id, ts: store.submit(sql.set_last_seen, user_id, ts))
-        rate = RateLimiter(config.limits.send_per_second, config.limits.send_burst)
+        rate = RateLimiter(config.limits.send_per_second, config.limits.send_burst,
+                           name="send")
         service = ChatService(store, engine, hub, metrics, presence, rate,
                               heartbeat_s=config.heartbeat_s,
                               group_members=config.limits.group_members)
         login_rate = RateLimiter(config.limits.login_per_minute / 60,
-                                 max(1, int(config.limits.login_per_minute)))
+                                 max(1, int(config.limits.login_per_minute)), name="login")
         accounts = Accounts(store, registration_open=config.registration == "open",
                             login_rate=login_rate)
         media = MediaFiles(data_dir)
@@ -150,12 +153,17 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
                             hypercorn.trio.serve, app, hypercorn_config(config),
                             shutdown_trigger=stopping.wait))
                         announce(f"chatnode listening on {binds[0]} (data in {data_dir})")
+                        log.info("node started", extra=fields(
+                            address=binds[0], data_dir=str(data_dir.resolve()),
+                            version=importlib.metadata.version("chatnode"), pid=os.getpid()))
                         async for signum in signals:
-                            log.info("received %s, shutting down", signal.Signals(signum).name)
+                            log.info("node stopping", extra=fields(
+                                signal=signal.Signals(signum).name,
+                                sessions=hub.session_count()))
                             break
                         hub.close_all(CLOSE_GOING_AWAY)
                         stopping.set()
                     background.cancel_scope.cancel()
         finally:
             await store.close()
-        log.info("stopped")
+        log.info("node stopped")

@@ -6,6 +6,7 @@ the writer's commit order, the engine takes the fact in and the hub fans out wha
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import Any
 from .engine import ConversationState, Engine
 from .folding import FOLDED_KINDS, fold
 from .hub import Hub, Session
+from .logs import fields
 from .metrics import Metrics
 from .presence import PresenceTracker
 from .protocol import (
@@ -23,6 +25,7 @@ from .protocol import (
     ErrorCode,
     FoldedHistoryPage,
     HistoryPage,
+    Message,
     Send,
     Sent,
     Synced,
@@ -32,7 +35,13 @@ from .ratelimit import RateLimiter
 from .store import Job, SqliteStore, StoreUnavailable, now_ms
 from .store import sqlite as sql
 
+# Ids, seqs, kinds and counts only: a message body (or a group's name) never reaches a log.
 log = logging.getLogger("chatnode.service")
+
+# The log's words for the system messages of group changes.
+_GROUP_EVENTS = {"member_added": "member added", "member_removed": "member removed",
+                 "member_left": "member left", "role_changed": "role changed",
+                 "renamed": "group renamed"}
 
 HISTORY_MAX_LIMIT = 200
 
@@ -114,6 +123,11 @@ class ChatService:
                 origin.push(self.error_for(job.error, client_msg_id).frame())
             return
         message, created = job.result
+        # The hot path: no record, no dict, unless debug is on.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("message committed", extra=fields(
+                conversation=message.conversation_id, seq=message.seq, kind=message.kind,
+                sender=message.sender_id, created=created))
         if created:
             self.metrics.messages.inc()
             self.presence.message_sent(message.sender_id, message.conversation_id)
@@ -130,7 +144,7 @@ class ChatService:
         if isinstance(error, StoreUnavailable):
             return ChatError(ErrorCode.INTERNAL, "the store cannot be written right now;"
                              " nothing was stored, retry later", ref=ref, http_status=503)
-        log.error("write failed: %r", error)
+        log.error("write failed", exc_info=error)
         return ChatError(ErrorCode.INTERNAL, "internal error; nothing was stored", ref=ref)
 
     # --- markers ------------------------------------------------------------------------------
@@ -153,6 +167,10 @@ class ChatService:
             if origin is not None:
                 origin.push(self.error_for(job.error, "read" if read else "delivered").frame())
             return
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("marker committed", extra=fields(
+                conversation=conversation_id, user=user_id, marker="read" if read else
+                "delivered", seq=seq))
         updates = self.engine.apply_markers(conversation_id, user_id, seq, seq if read else 0)
         for viewer, status in updates:
             self.hub.publish((viewer,), status)
@@ -180,6 +198,9 @@ class ChatService:
         record, created = await job.wait()
         conv = self.engine.conversations[record.conversation_id]
         if created:
+            log.info("conversation created", extra=fields(
+                conversation=record.conversation_id, kind=record.kind, creator=user_id,
+                members=len(record.members)))
             await self._introduce(conv, set(conv.members))
         return await self.conversation_info(user_id, conv), created
 
@@ -220,6 +241,7 @@ class ChatService:
         audience = set(before) | {m.user_id for m in record.members}
         updates = self.engine.replace_conversation(record)
         for message in events:
+            self._log_group_change(message)
             self.metrics.messages.inc()
             self.engine.apply_message(message)
             self.hub.publish(audience, message)
@@ -227,6 +249,16 @@ class ChatService:
         self.hub.publish(audience, self.engine.conversation_frame(conv))
         for viewer, status in updates:
             self.hub.publish((viewer,), status)
+
+    @staticmethod
+    def _log_group_change(message: Message) -> None:
+        event = json.loads(message.body)
+        # Who and which role; a rename's new name is the members' words and stays out.
+        details = {name: event[key] for key, name in (("user_id", "user"), ("role", "role"))
+                   if key in event}
+        log.info(_GROUP_EVENTS.get(event["event"], "group changed"), extra=fields(
+            conversation=message.conversation_id, seq=message.seq, actor=message.sender_id,
+            **details))
 
     async def _introduce(self, conv: ConversationState, newcomers: set[str]) -> None:
         """Members who now share a conversation learn each other's presence at once, as their

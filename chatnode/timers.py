@@ -13,6 +13,8 @@ from collections.abc import Callable, Hashable
 
 import trio
 
+from .logs import fields
+
 log = logging.getLogger("chatnode.timers")
 
 
@@ -53,4 +55,4 @@ class Timers:
                 try:
                     entry[1]()
                 except Exception:
-                    log.exception("timer %r failed", key)
+                    log.exception("timer failed", extra=fields(timer=repr(key)))

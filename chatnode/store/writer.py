@@ -19,6 +19,8 @@ from typing import Any
 
 import trio
 
+from ..logs import fields
+
 log = logging.getLogger("chatnode.store")
 
 MAX_BATCH = 2000
@@ -125,7 +127,9 @@ class GroupCommitWriter:
             conn.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as exc:
-            log.error("commit failed, batch of %d not written: %s", len(batch), exc)
+            # A full disk or an I/O error: every job of the batch is refused, nothing is lost
+            # silently, and the admin sees why.
+            log.error("store commit failed", extra=fields(jobs=len(batch), error=str(exc)))
             try:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")

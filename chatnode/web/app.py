@@ -10,14 +10,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..accounts import Accounts
 from ..hub import Hub
+from ..logs import fields
 from ..media import MediaFiles
 from ..protocol import ChatError, ErrorBody, ErrorCode, ErrorResponse
 from ..service import ChatService
 from ..store import StoreUnavailable
+from .access import AccessLog
 from .rest import Api, json_response
 from .shell import AppShell
 from .ws import WebSocketSession
@@ -57,8 +59,36 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # The path, never the query string or a header: the traceback is enough to find the bug.
+    log.error("unhandled error", exc_info=exc,
+              extra=fields(method=request.method, path=request.url.path))
     return error_response(ErrorCode.INTERNAL, "internal error", 500)
+
+
+class ErrorsLoggedOnce:
+    """Starlette re-raises an error after its handler has answered 500, so that the server can
+    log it; `_internal_error` has logged it already, with the request, and hypercorn would log
+    the same traceback a second time. An error raised before any answer still goes on up."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        answered = False
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal answered
+            answered = answered or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        except Exception:
+            if not answered:
+                raise
 
 
 class PlainAsgi:
@@ -73,14 +103,14 @@ class PlainAsgi:
 
 
 def build_app(service: ChatService, accounts: Accounts, hub: Hub, media: MediaFiles, *,
-              frame_bytes: int, upload_bytes: int, outbox_frames: int) -> Starlette:
+              frame_bytes: int, upload_bytes: int, outbox_frames: int) -> ASGIApp:
     api = Api(service, accounts, hub, media, body_bytes=frame_bytes, upload_bytes=upload_bytes)
 
     async def websocket_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         await WebSocketSession(scope, receive, send, service, accounts, frame_bytes,
                                outbox_frames).run()
 
-    return Starlette(
+    return AccessLog(ErrorsLoggedOnce(Starlette(
         routes=[*api.routes(), WebSocketRoute("/ws", PlainAsgi(websocket_endpoint)),
                 *AppShell().routes()],
         exception_handlers={
@@ -89,4 +119,4 @@ def build_app(service: ChatService, accounts: Accounts, hub: Hub, media: MediaFi
             HTTPException: _http_error,
             Exception: _internal_error,
         },
-    )
+    )))

@@ -126,12 +126,12 @@ class Api:
     async def register(self, request: Request) -> Response:
         self.accounts.check_login_rate(self._address(request))
         body = await self._body(request, RegisterRequest)
-        return json_response(await self.accounts.register(body), 201)
+        return json_response(await self.accounts.register(body, self._address(request)), 201)
 
     async def login(self, request: Request) -> Response:
         self.accounts.check_login_rate(self._address(request))
         body = await self._body(request, LoginRequest)
-        return json_response(await self.accounts.login(body))
+        return json_response(await self.accounts.login(body, self._address(request)))
 
     async def logout(self, request: Request) -> Response:
         device = await self._device(request)

@@ -17,7 +17,15 @@ from starlette.types import Send as AsgiSend
 from starlette.websockets import WebSocket
 
 from ..accounts import Accounts
-from ..hub import CLOSE_SILENT, CLOSE_TOO_SLOW, CLOSE_UNAUTHENTICATED, Session, encode_for
+from ..hub import (
+    CLOSE_GOING_AWAY,
+    CLOSE_SILENT,
+    CLOSE_TOO_SLOW,
+    CLOSE_UNAUTHENTICATED,
+    Session,
+    encode_for,
+)
+from ..logs import fields
 from ..protocol import (
     SUBPROTOCOL_JSON,
     SUBPROTOCOL_MSGPACK,
@@ -38,6 +46,11 @@ from ..protocol import (
 from ..service import ChatService
 
 log = logging.getLogger("chatnode.ws")
+
+# Why a session ended, in words, for its "session closed" line.
+_CLOSE_REASONS = {CLOSE_GOING_AWAY: "node stopping", CLOSE_SILENT: "silent",
+                  CLOSE_UNAUTHENTICATED: "logged out", CLOSE_TOO_SLOW: "too slow"}
+
 
 def negotiate(offered: list[str]) -> tuple[Codec, str | None]:
     """MessagePack when asked for by name; otherwise JSON, naming the subprotocol only when the
@@ -64,6 +77,8 @@ class WebSocketSession:
         self.codec: Codec = "json"
         self.silence_limit = 2 * service.heartbeat_s
         self._sync: dict[str, int] | None = None
+        self.frames_in = 0
+        self.frames_out = 0
 
     async def run(self) -> None:
         self.codec, subprotocol = negotiate(self.websocket.scope.get("subprotocols", []))
@@ -71,6 +86,10 @@ class WebSocketSession:
         session = await self._hello()
         if session is None:
             return
+        opened = trio.current_time()
+        log.info("session opened", extra=fields(
+            user=session.user_id, device=session.device_id, codec=self.codec,
+            address=self._address()))
         try:
             with session.cancel_scope:
                 async with trio.open_nursery() as nursery:
@@ -79,10 +98,25 @@ class WebSocketSession:
                     await self.service.open_session(session, self._sync)
         finally:
             self.service.close_session(session)
+            self._log_closed(session, trio.current_time() - opened)
         if session.close_code == CLOSE_TOO_SLOW:
             self.service.metrics.outbox_overflows.inc()
         if session.close_code is not None:
             await self._close(session.close_code)
+
+    def _address(self) -> str:
+        client = self.websocket.scope.get("client")
+        return client[0] if client else "unknown"
+
+    def _log_closed(self, session: Session, seconds: float) -> None:
+        # The code is the node's; when the client closes, hypercorn reports 1006 whatever code
+        # the client sent, so there is none worth logging.
+        code = session.close_code
+        reason = "client left" if code is None else _CLOSE_REASONS.get(code, "closed")
+        log.info("session closed", extra=fields(
+            user=session.user_id, device=session.device_id, codec=self.codec, code=code,
+            reason=reason, seconds=round(seconds, 3), frames_in=self.frames_in,
+            frames_out=self.frames_out))
 
     async def _hello(self) -> Session | None:
         """The first frame must be a good `hello`; anything else is unauthenticated (4001)."""
@@ -97,6 +131,8 @@ class WebSocketSession:
                 raise ChatError(ErrorCode.UNAUTHENTICATED, "the first frame must be hello")
             device = await self.accounts.authenticate(frame.token)
         except ChatError as exc:
+            log.info("hello refused", extra=fields(code=exc.code, reason=exc.message,
+                                                   address=self._address()))
             await self._send_now(ChatError(ErrorCode.UNAUTHENTICATED, exc.message,
                                            ref=exc.ref or "hello").frame())
             await self._close(CLOSE_UNAUTHENTICATED)
@@ -116,6 +152,7 @@ class WebSocketSession:
         message = await self._receive_event()
         if message["type"] == "websocket.disconnect":
             return None
+        self.frames_in += 1
         text = message.get("text")
         return text if text is not None else message.get("bytes", b"")
 
@@ -186,6 +223,7 @@ class WebSocketSession:
                 except trio.WouldBlock:
                     data = await outbox.receive()
                 await self._send_raw(data)
+                self.frames_out += 1
 
     async def _send_now(self, frame: ServerFrame) -> None:
         await self._send_raw(encode_for(frame, self.codec))
