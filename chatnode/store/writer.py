@@ -120,6 +120,9 @@ class GroupCommitWriter:
                 conn.execute("SAVEPOINT job")
                 try:
                     job.result = job.fn(conn, *job.args)
+                except sqlite3.OperationalError as exc:  # a full disk, an I/O error: the store
+                    conn.execute("ROLLBACK TO job")     # failed, not the job
+                    job.error = StoreUnavailable(str(exc))
                 except Exception as exc:  # one bad job must not sink the batch
                     conn.execute("ROLLBACK TO job")
                     job.error = exc

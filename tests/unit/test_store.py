@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatnode.protocol import ChatError, ErrorCode, Message
-from chatnode.store import CatchupRange, Job, SqliteStore
+from chatnode.store import CatchupRange, Job, SqliteStore, StoreUnavailable
 from chatnode.store import sqlite as sql
 
 SETTINGS = settings(max_examples=150, deadline=None)
@@ -169,6 +169,22 @@ async def test_a_failing_job_fails_alone_and_leaves_no_seq_gap(tmp_path: Path) -
     assert [seq for seq, _ in log] == list(range(1, 9))
     assert doomed_row is None, "a failed job's writes were committed"
     assert top == 8
+
+
+async def test_a_job_the_disk_fails_is_store_unavailable_and_the_others_commit(
+        tmp_path: Path) -> None:
+    def disk_full(conn: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    async with Store(tmp_path) as s:
+        release = await s.gate()
+        before = s.submit_append(s.alice, "before")
+        failed = s.store.submit(disk_full)
+        after = s.submit_append(s.alice, "after")
+        release.set()
+        with pytest.raises(StoreUnavailable):  # answered 503 `internal`, "retry later"
+            await failed.wait()
+        assert [(await j.wait())[0].seq for j in (before, after)] == [1, 2]
 
 
 async def test_on_done_callbacks_run_in_submission_order(tmp_path: Path) -> None:
