@@ -25,8 +25,12 @@ PASSWORD = "correct horse battery"
 class Node:
     """A real node process. `start` waits for its "listening on" line and reads the URL."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None,
+                 stderr_path: Path | None = None) -> None:
         self.data_dir = data_dir
+        # None: the node's stderr is the test run's; a path collects it (appended across
+        # restarts) for tests that read what the node logged.
+        self.stderr_path = stderr_path
         # The send and login rate limits are off for the tests that push bursts (every test
         # logs in from 127.0.0.1); test_rate_limit turns them back on.
         self.env = {**os.environ, "CHATNODE_REGISTRATION": "open", "CHATNODE_LOG_LEVEL": "warning",
@@ -36,10 +40,15 @@ class Node:
         self.url = ""
 
     def start(self, port: int = 0) -> Node:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "chatnode", "serve", "--data-dir", str(self.data_dir),
-             "--port", str(port)],
-            stdout=subprocess.PIPE, stderr=None, text=True, env=self.env)
+        stderr = None if self.stderr_path is None else self.stderr_path.open("a")
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "chatnode", "serve", "--data-dir", str(self.data_dir),
+                 "--port", str(port)],
+                stdout=subprocess.PIPE, stderr=stderr, text=True, env=self.env)
+        finally:
+            if stderr is not None:
+                stderr.close()  # the child holds its own copy
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if "listening on" not in line:

@@ -66,6 +66,12 @@ values = st.recursive(
 maps = st.dictionaries(keys, values, max_size=6)
 
 
+def mostly(usual: st.SearchStrategy[Any], unusual: st.SearchStrategy[Any]
+           ) -> st.SearchStrategy[Any]:
+    """`usual` three times in four: plausible frames should mostly pass, to reach the rules."""
+    return st.integers(0, 3).flatmap(lambda i: unusual if i == 0 else usual)
+
+
 @dataclass
 class World:
     """What a fuzzed frame may refer to: by default made-up ids; the session fuzzer fills in
@@ -80,6 +86,8 @@ class World:
         default_factory=lambda: st.one_of(st.sampled_from(("m1", "m2", "m3")),
                                           st.text(min_size=1, max_size=130)))
 
+    frame_types: tuple[str, ...] = CLIENT_FRAME_TYPES
+
     def fields(self, frame_type: str) -> dict[str, st.SearchStrategy[Any]]:
         """The fields of `frame_type`, each with a strategy for plausible values."""
         ids = st.text(min_size=1, max_size=70)
@@ -89,11 +97,12 @@ class World:
                                               max_size=4) | st.none(),
                       "client": st.text(max_size=130) | st.none()},
             "send": {"conversation_id": self.conversation_ids, "client_msg_id": self.client_msg_ids,
-                     "body": st.text(max_size=30) | st.sampled_from(BOUNDARY_STRS),
-                     "kind": st.sampled_from(("text", "media", "reaction", "edit", "delete",
-                                              "system", "")),
-                     "media_id": ids | st.none(), "reply_to": self.seqs | st.none(),
-                     "target": self.seqs | st.none()},
+                     "body": mostly(st.sampled_from(("hi", "👍", "edited")),
+                                    st.text(max_size=30) | st.sampled_from(BOUNDARY_STRS)),
+                     "kind": mostly(st.just("text"), st.sampled_from(
+                         ("media", "reaction", "edit", "delete", "system", ""))),
+                     "media_id": mostly(st.none(), ids), "reply_to": mostly(st.none(), self.seqs),
+                     "target": mostly(st.none(), self.seqs)},
             "delivered": {"conversation_id": self.conversation_ids, "seq": self.seqs},
             "read": {"conversation_id": self.conversation_ids, "seq": self.seqs},
             "typing": {"conversation_id": self.conversation_ids},
@@ -104,20 +113,28 @@ class World:
 
 
 @st.composite
-def near_valid_frames(draw: st.DrawFn, world: World | None = None) -> dict[Any, Any]:
+def near_valid_frames(draw: st.DrawFn, world: World | None = None,
+                      plausible_only: bool = False) -> dict[Any, Any]:
     """A client frame of the protocol, each field kept, replaced by a value of any type, or
-    dropped; sometimes with extra fields or another `type`; in any key order."""
+    dropped; sometimes with extra fields or another `type`; in any key order. With
+    `plausible_only`, every field is plausible: such frames mostly pass, to reach the rules."""
     world = world or World()
-    frame_type = draw(st.sampled_from(CLIENT_FRAME_TYPES))
+    frame_type = draw(st.sampled_from(world.frame_types))
+    # How hostile this frame is: all plausible, a field or so off, or anything goes.
+    fates = ("plausible",) if plausible_only else draw(st.sampled_from((
+        ("plausible",), ("plausible",) * 5 + ("hostile", "gone"),
+        ("plausible", "hostile", "gone"))))
     frame: dict[Any, Any] = {}
     for name, plausible in world.fields(frame_type).items():
-        fate = draw(st.sampled_from(("plausible", "plausible", "plausible", "hostile", "gone")))
+        fate = draw(st.sampled_from(fates))
         if fate == "plausible":
             frame[name] = draw(plausible)
         elif fate == "hostile":
             frame[name] = draw(values)
-    frame.update(draw(st.dictionaries(st.text(max_size=10), values, max_size=2)))
-    fate = draw(st.sampled_from(("kept",) * 6 + ("another", "hostile", "gone")))
+    if len(fates) > 1:
+        frame.update(draw(st.dictionaries(st.text(max_size=10), values, max_size=2)))
+    fate = draw(st.sampled_from(("kept",) * 6 + ("another", "hostile", "gone")
+                                if len(fates) > 1 else ("kept",)))
     if fate == "kept":
         frame["type"] = frame_type
     elif fate == "another":
