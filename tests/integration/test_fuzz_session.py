@@ -27,7 +27,7 @@ from trio_websocket import ConnectionClosed
 from chatnode.client import RestClient, Session, connect
 from chatnode.protocol import AnyServerFrame, Codec, ErrorCode
 
-from ..conftest import Node, new_user
+from ..conftest import Node, User, new_user
 from ..fuzz_profile import fuzz_settings
 from ..hostile import (
     BOUNDARY_INTS,
@@ -263,3 +263,30 @@ def test_fuzzed_frames_get_protocol_answers_and_the_session_goes_on(
     fuzz_session()
     assert_node_healthy(fuzz_world)
     print(f"\n{codec}: answers by type and error code: {dict(fuzz_world.answers)}")
+
+
+# --- what the fuzzer found, as plain examples ---------------------------------------------
+
+FOUND = [
+    # a MessagePack str whose bytes are not UTF-8: UnicodeDecodeError in the decoder
+    (b"\x82\xa4type\xa4ping\xa2id\xa3\xed\xa0\x80", "bad_frame"),
+    # nesting past the recursion limit, in a 6 KiB frame: RecursionError
+    (b"\x82\xa4type\xa4ping\xa1x" + b"\x91" * 3000 + b"\xc0", "bad_frame"),
+    ('{"type": "ping", "x": ' + "[" * 3000 + "]" * 3000 + "}", "bad_frame"),
+    # an invalid frame with a bad string elsewhere: UnicodeDecodeError looking for its ref
+    (b"\x84\xa4type\xa4read\xafconversation_id\xa2c1\xa3seq\xff\xa1x\xa1\x80", "invalid"),
+    # a JSON text frame on a MessagePack session whose ping id no MessagePack pong can carry
+    ('{"type": "ping", "id": 100000000000000000000000000000}', "invalid"),
+]
+
+
+@pytest.mark.parametrize(("frame", "code"), FOUND)
+async def test_frames_that_ended_a_session_are_refused_and_it_goes_on(
+        node: Node, alice: User, frame: str | bytes, code: str) -> None:
+    async with connect(node.url, alice.token, codec="msgpack") as (session, _):
+        await session.ws.send_message(frame)
+        error, _ = await session.until_type("error")
+        assert error["code"] == code
+        await session.send({"type": "ping", "id": "after"})
+        pong, _ = await session.until_type("pong")
+        assert pong["id"] == "after"
