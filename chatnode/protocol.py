@@ -24,6 +24,10 @@ Username = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
 Password = Annotated[str, Meta(min_length=8, max_length=1024)]
 DisplayName = Annotated[str, Meta(min_length=1, max_length=64)]
 MessageKind = Literal["text", "media", "reaction", "edit", "delete"]
+# The pong echoes the id on the session's codec, so a number must fit MessagePack's integers
+# even when it came as JSON (a text frame on a MessagePack session is JSON): int64, the widest
+# range msgspec can bound.
+PingNumber = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -137,7 +141,7 @@ class Typing(ClientFrame, tag="typing"):
 
 
 class Ping(ClientFrame, tag="ping"):
-    id: Annotated[str, Meta(max_length=128)] | int | None = None
+    id: Annotated[str, Meta(max_length=128)] | PingNumber | None = None
 
 
 AnyClientFrame = Hello | Send | Delivered | Read | Typing | Ping
@@ -353,8 +357,22 @@ def decode_client_frame(data: bytes | str, codec: Codec) -> AnyClientFrame:
         if _not_a_map(text):
             raise ChatError(ErrorCode.BAD_FRAME, "a frame must be a map") from None
         raise ChatError(ErrorCode.INVALID, text, ref=_ref_of(data, codec)) from None
-    except msgspec.DecodeError as exc:
-        raise ChatError(ErrorCode.BAD_FRAME, f"not decodable: {exc}") from None
+    except _UNDECODABLE as exc:
+        raise ChatError(ErrorCode.BAD_FRAME, f"not decodable: {_why(exc)}") from None
+
+
+# msgspec raises DecodeError for most unreadable input, but lets two kinds through as they are:
+# a string that is not UTF-8 (a MessagePack str of other bytes, a str with a lone surrogate) and
+# nesting deeper than the interpreter's recursion limit (a few KiB of `[`).
+_UNDECODABLE = (msgspec.DecodeError, UnicodeError, RecursionError)
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, UnicodeError):
+        return "a string is not valid UTF-8"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
 
 
 def _not_a_map(validation_error: str) -> bool:
@@ -366,7 +384,7 @@ def _not_a_map(validation_error: str) -> bool:
 def _ref_of(data: bytes | str, codec: Codec) -> str | None:
     try:
         raw = (_json_any if codec == "json" else _msgpack_any).decode(data)
-    except msgspec.DecodeError:
+    except _UNDECODABLE:
         return None
     if not isinstance(raw, dict):
         return None
@@ -385,8 +403,8 @@ def decode_body(data: bytes, type_: type[Any]) -> Any:
         if _not_a_map(str(exc)):
             raise ChatError(ErrorCode.BAD_FRAME, "the body must be a JSON object") from None
         raise ChatError(ErrorCode.INVALID, str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise ChatError(ErrorCode.BAD_FRAME, f"body is not JSON: {exc}") from None
+    except _UNDECODABLE as exc:
+        raise ChatError(ErrorCode.BAD_FRAME, f"body is not JSON: {_why(exc)}") from None
 
 
 REST_BODIES = (
