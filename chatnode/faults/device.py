@@ -58,6 +58,7 @@ class Device:
     _sent_at: dict[str, float] = field(default_factory=dict)
     last_frame_at: float = 0.0  # trio clock
     _counter: int = 0
+    _trace: list[tuple[object, ...]] = field(default_factory=list)  # for the violation report
     _session: Session | None = None
     _connection_scope: trio.CancelScope | None = None
 
@@ -96,9 +97,13 @@ class Device:
                 await trio.sleep(self.rng.uniform(0.05, 0.3))
 
     async def _one_connection(self, url: str, load: Load) -> None:
-        async with connect(url, self.account.token, sync=self.sync_map()) as (session, frames):
+        sync = self.sync_map()
+        async with connect(url, self.account.token, sync=sync) as (session, frames):
             self.connections += 1
-            seen: dict[str, int] = {}
+            # The connection starts where the hello said the replica ends: every message frame
+            # of a conversation must come next, from the catch-up on.
+            seen = dict(sync)
+            self._trace = []
             for frame in frames:
                 await self._absorb(session, frame, seen)
             self._session = session
@@ -139,9 +144,11 @@ class Device:
         """Take in one frame; `seen` is the last seq of each conversation on this connection."""
         self.last_frame_at = trio.current_time()
         kind = frame["type"]
+        self._trace = [*self._trace[-11:], (kind, frame.get("conversation_id", "")[-4:],
+                                             frame.get("seq"))]
         if kind == "message":
             cid, seq = frame["conversation_id"], frame["seq"]
-            if cid in seen and seq != seen[cid] + 1:
+            if seq != seen[cid] + 1:
                 self._broken(f"message {cid}#{seq} after #{seen[cid]} on one connection")
             seen[cid] = seq
             self._remember(cid, seq, (frame["sender_id"], frame["client_msg_id"], frame["kind"],
@@ -154,11 +161,12 @@ class Device:
             if cmid in self.acked and self.acked[cmid] != (cid, seq):
                 self._broken(f"{cmid} acked as {cid}#{seq}, earlier as {self.acked[cmid]}")
             self.acked[cmid] = (cid, seq)
-            # Its own messages come back as `sent`, in the same order as the others' `message`
-            # (a retry's `sent` names its original seq, earlier than what this connection saw).
-            if cid in seen and seq > seen[cid] + 1:
+            # Its own messages come back as `sent`, in the same order as the others' `message`;
+            # a retry's `sent` names its original seq, which the replica or the catch-up
+            # already holds.
+            if seq > seen[cid] + 1:
                 self._broken(f"sent {cid}#{seq} after #{seen[cid]} on one connection")
-            seen[cid] = max(seen.get(cid, seq), seq)
+            seen[cid] = max(seen[cid], seq)
             queued = self.outbox.pop(cmid, None)
             if queued is not None:
                 self._remember(cid, seq, (self.account.user_id, cmid, "text", queued[1]))
@@ -183,4 +191,5 @@ class Device:
         self.replica[cid][seq] = content
 
     def _broken(self, what: str) -> None:
-        self.violations.append(f"{self.name}: {what}")
+        self.violations.append(f"{self.name}: {what} (connection {self.connections},"
+                               f" its last frames: {self._trace})")
