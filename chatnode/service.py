@@ -22,6 +22,7 @@ from .protocol import (
     ChatError,
     ConversationInfo,
     CreateConversationRequest,
+    Error,
     ErrorCode,
     FoldedHistoryPage,
     HistoryPage,
@@ -120,7 +121,7 @@ class ChatService:
             origin.send_slots.release()
         if job.error is not None:
             if origin is not None:
-                origin.push(self.error_for(job.error, client_msg_id).frame())
+                origin.push(self.refusal(self.error_for(job.error, client_msg_id)))
             return
         message, created = job.result
         # The hot path: no record, no dict, unless debug is on.
@@ -136,6 +137,11 @@ class ChatService:
         if origin is not None:
             origin.push(Sent(message.conversation_id, message.client_msg_id, message.seq,
                              message.ts))
+
+    def refusal(self, error: ChatError) -> Error:
+        """The `error` frame a session is sent, counted in /metrics by code."""
+        self.metrics.errors.labels(error.code).inc()
+        return error.frame()
 
     def error_for(self, error: BaseException, ref: str | None) -> ChatError:
         """What a client is told about a failed write."""
@@ -165,7 +171,8 @@ class ChatService:
                      origin: Session | None) -> None:
         if job.error is not None:
             if origin is not None:
-                origin.push(self.error_for(job.error, "read" if read else "delivered").frame())
+                origin.push(self.refusal(self.error_for(job.error,
+                                                        "read" if read else "delivered")))
             return
         if log.isEnabledFor(logging.DEBUG):
             log.debug("marker committed", extra=fields(

@@ -30,8 +30,10 @@ _HTTP_CODES = {400: ErrorCode.INVALID, 401: ErrorCode.UNAUTHENTICATED, 403: Erro
                404: ErrorCode.NOT_FOUND, 405: ErrorCode.INVALID, 413: ErrorCode.TOO_LARGE}
 
 
-def error_response(code: str, message: str, status: int, headers: dict[str, str] | None = None
-                   ) -> Response:
+def error_response(request: Request, code: str, message: str, status: int,
+                   headers: dict[str, str] | None = None) -> Response:
+    """The protocol's error body, counted in /metrics by code like the WebSocket's errors."""
+    request.app.state.service.metrics.errors.labels(code).inc()
     response = json_response(ErrorResponse(ErrorBody(code, message)), status)
     if headers:
         response.headers.update(headers)
@@ -43,26 +45,26 @@ async def _chat_error(request: Request, exc: Exception) -> Response:
     headers = None
     if exc.retry_after_ms is not None:
         headers = {"Retry-After": str(max(1, -(-exc.retry_after_ms // 1000)))}
-    return error_response(exc.code, exc.message, exc.http_status, headers)
+    return error_response(request, exc.code, exc.message, exc.http_status, headers)
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
-    return error_response(ErrorCode.INTERNAL, "the store cannot be written right now; nothing"
-                          " was stored, retry later", 503)
+    return error_response(request, ErrorCode.INTERNAL, "the store cannot be written right"
+                          " now; nothing was stored, retry later", 503)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, ErrorCode.INTERNAL)
     message = "no such route" if exc.status_code == 404 else str(exc.detail)
-    return error_response(code, message, exc.status_code)
+    return error_response(request, code, message, exc.status_code)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     # The path, never the query string or a header: the traceback is enough to find the bug.
     log.error("unhandled error", exc_info=exc,
               extra=fields(method=request.method, path=request.url.path))
-    return error_response(ErrorCode.INTERNAL, "internal error", 500)
+    return error_response(request, ErrorCode.INTERNAL, "internal error", 500)
 
 
 class ErrorsLoggedOnce:
@@ -110,7 +112,7 @@ def build_app(service: ChatService, accounts: Accounts, hub: Hub, media: MediaFi
         await WebSocketSession(scope, receive, send, service, accounts, frame_bytes,
                                outbox_frames).run()
 
-    return AccessLog(ErrorsLoggedOnce(Starlette(
+    app = Starlette(
         routes=[*api.routes(), WebSocketRoute("/ws", PlainAsgi(websocket_endpoint)),
                 *AppShell().routes()],
         exception_handlers={
@@ -119,4 +121,6 @@ def build_app(service: ChatService, accounts: Accounts, hub: Hub, media: MediaFi
             HTTPException: _http_error,
             Exception: _internal_error,
         },
-    )))
+    )
+    app.state.service = service
+    return AccessLog(ErrorsLoggedOnce(app))

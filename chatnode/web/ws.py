@@ -133,8 +133,8 @@ class WebSocketSession:
         except ChatError as exc:
             log.info("hello refused", extra=fields(code=exc.code, reason=exc.message,
                                                    address=self._address()))
-            await self._send_now(ChatError(ErrorCode.UNAUTHENTICATED, exc.message,
-                                           ref=exc.ref or "hello").frame())
+            await self._send_now(self.service.refusal(ChatError(
+                ErrorCode.UNAUTHENTICATED, exc.message, ref=exc.ref or "hello")))
             await self._close(CLOSE_UNAUTHENTICATED)
             return None
         self._sync = frame.sync
@@ -178,8 +178,7 @@ class WebSocketSession:
                 try:
                     await self._handle(session, self._decode(data), silence)
                 except ChatError as exc:
-                    self.service.metrics.errors.labels(exc.code).inc()
-                    session.push(exc.frame())
+                    session.push(self.service.refusal(exc))
         session.close(CLOSE_SILENT)
 
     async def _handle(self, session: Session, frame: AnyClientFrame,

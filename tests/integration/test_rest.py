@@ -684,6 +684,30 @@ async def test_metrics_count_sessions_and_committed_messages(own_node: Node) -> 
     await bob.rest.aclose()
 
 
+async def test_metrics_count_error_answers_by_code_over_rest_and_websocket(
+        own_node: Node) -> None:
+    node = own_node.start()
+    alice, bob = await new_user(node, "alice"), await new_user(node, "bob")
+    cid = await direct(alice, bob)
+    stranger = await new_user(node, "mallory")
+    status, _ = await stranger.rest.call("GET", messages_path(cid))
+    assert status == 403
+    async with connect(node.url, stranger.token) as (m, _):
+        await m.send_text(cid, "let me in")
+        await m.until_type("error")
+        await m.send({"type": "no such frame"})
+        await m.until_type("error")
+    async with httpx.AsyncClient(base_url=node.url) as http:
+        text = (await http.get("/metrics")).text
+        assert (await http.get("/api/v1/nowhere")).status_code == 404
+        after = (await http.get("/metrics")).text
+    assert metric(text, 'chatnode_errors_total{code="forbidden"}') == 2  # REST and a frame
+    assert metric(text, 'chatnode_errors_total{code="invalid"}') == 1
+    assert metric(after, 'chatnode_errors_total{code="not_found"}') == 1
+    for user in (alice, bob, stranger):
+        await user.rest.aclose()
+
+
 async def test_schema_json_describes_the_frames(node: Node) -> None:
     async with httpx.AsyncClient(base_url=node.url) as http:
         response = await http.get("/api/v1/schema.json")
