@@ -19,7 +19,8 @@ Codec = Literal["json", "msgpack"]
 # Field shapes, shared by frames and REST bodies.
 Id = Annotated[str, Meta(min_length=1, max_length=64)]
 ClientMsgId = Annotated[str, Meta(min_length=1, max_length=128)]
-Seq = Annotated[int, Meta(ge=0, le=2**53)]
+MAX_SEQ = 2**53  # the largest integer every JSON client reads exactly
+Seq = Annotated[int, Meta(ge=0, le=MAX_SEQ)]
 Username = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
 Password = Annotated[str, Meta(min_length=8, max_length=1024)]
 DisplayName = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -314,6 +315,17 @@ class FoldedHistoryPage(Struct):
     has_more: bool
 
 
+class EmptyResponse(Struct, forbid_unknown_fields=True):
+    """`{}`: the answer to logout, and to leaving a group (the leaver no longer sees it)."""
+
+
+class HealthStatus(Struct, omit_defaults=True):
+    """GET /healthz: `ok` when a write to the store commits, `unavailable` with the reason."""
+
+    status: Literal["ok", "unavailable"]
+    reason: str | None = None
+
+
 class ErrorBody(Struct):
     code: str
     message: str
@@ -410,7 +422,8 @@ def decode_body(data: bytes, type_: type[Any]) -> Any:
 REST_BODIES = (
     RegisterRequest, LoginRequest, AuthResponse, UserInfo, CreateConversationRequest,
     AddMemberRequest, SetRoleRequest, RenameRequest, SendRequest, ConversationInfo,
-    ConversationList, HistoryPage, FoldedHistoryPage, MediaInfo, ErrorResponse,
+    ConversationList, HistoryPage, FoldedHistoryPage, MediaInfo, EmptyResponse, HealthStatus,
+    ErrorResponse,
 )
 
 

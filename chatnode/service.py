@@ -222,10 +222,8 @@ class ChatService:
     async def change_group(self, actor_id: str, conversation_id: str,
                            change: Callable[..., Any], *args: Any) -> ConversationInfo | None:
         """Run one of the store's group changes (membership, role, name); the conversation as
-        the actor now sees it, or None when the actor left.
-
-        Membership is checked here before anything is queued: a conversation that does not
-        exist must get the same `forbidden` as one the actor is not in."""
+        the actor now sees it, or None when the actor left. A stranger, or a conversation that
+        does not exist, is `forbidden` before anything is queued."""
         before = set(self.engine.conversation_for(actor_id, conversation_id).members)
         job = self.store.submit(change, conversation_id, actor_id, *args,
                                 on_done=self._members_done)

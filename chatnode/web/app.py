@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import WebSocketRoute
+from starlette.routing import Match, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..accounts import Accounts
@@ -57,7 +57,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, ErrorCode.INTERNAL)
     message = "no such route" if exc.status_code == 404 else str(exc.detail)
-    return error_response(request, code, message, exc.status_code)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return error_response(request, code, message, exc.status_code, headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path takes. Starlette's own Allow names only the first
+    route that matched the path, and a path here is often several routes, one per method."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and \
+                route.matches(request.scope)[0] is Match.PARTIAL:
+            methods |= route.methods
+    return sorted(methods)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

@@ -19,11 +19,14 @@ from ..accounts import Accounts
 from ..hub import CLOSE_UNAUTHENTICATED, Hub
 from ..media import MediaFiles
 from ..protocol import (
+    MAX_SEQ,
     AddMemberRequest,
     ChatError,
     ConversationList,
     CreateConversationRequest,
+    EmptyResponse,
     ErrorCode,
+    HealthStatus,
     LoginRequest,
     MediaInfo,
     RegisterRequest,
@@ -39,6 +42,7 @@ from ..protocol import (
 from ..service import ChatService
 from ..store import DeviceAuth
 from ..store import sqlite as sql
+from .openapi import openapi_document
 
 HEALTH_TIMEOUT_S = 5
 
@@ -56,6 +60,7 @@ class Api:
         self.media = media
         self.body_bytes = body_bytes
         self.upload_bytes = upload_bytes
+        self.openapi_json = encode_json(openapi_document())
 
     def routes(self) -> list[Route]:
         v1 = "/api/v1"
@@ -80,6 +85,7 @@ class Api:
             Route(f"{v1}/media", self.upload, methods=["POST"]),
             Route(f"{v1}/media/{{media_id}}", self.download, methods=["GET"]),
             Route(f"{v1}/schema.json", self.schema, methods=["GET"]),
+            Route(f"{v1}/openapi.json", self.openapi, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
         ]
@@ -113,8 +119,8 @@ class Api:
             value = int(raw)
         except ValueError:
             raise ChatError(ErrorCode.INVALID, f"{name} must be an integer") from None
-        if value < 0:
-            raise ChatError(ErrorCode.INVALID, f"{name} must not be negative")
+        if not 0 <= value <= MAX_SEQ:
+            raise ChatError(ErrorCode.INVALID, f"{name} must be 0 to {MAX_SEQ}")
         return value
 
     # --- accounts -----------------------------------------------------------------------------
@@ -137,7 +143,7 @@ class Api:
         device = await self._device(request)
         await self.accounts.logout(device)
         self.hub.close_device(device.device_id, CLOSE_UNAUTHENTICATED)
-        return json_response({})
+        return json_response(EmptyResponse())
 
     async def me(self, request: Request) -> Response:
         device = await self._device(request)
@@ -183,7 +189,7 @@ class Api:
         info = await self.service.change_group(
             device.user_id, request.path_params["cid"], sql.change_membership, "remove",
             request.path_params["uid"], self.service.group_members)
-        return json_response(info if info is not None else {})
+        return json_response(info if info is not None else EmptyResponse())
 
     async def set_role(self, request: Request) -> Response:
         device = await self._device(request)
@@ -269,15 +275,18 @@ class Api:
     async def schema(self, request: Request) -> Response:
         return json_response(json_schema())
 
+    async def openapi(self, request: Request) -> Response:
+        return Response(self.openapi_json, media_type="application/json")
+
     async def healthz(self, request: Request) -> Response:
         """200 only when a real write commits: a full disk or a stuck writer shows here."""
         with trio.move_on_after(HEALTH_TIMEOUT_S):
             try:
                 await self.service.store.write(sql.touch_health)
             except Exception as exc:
-                return json_response({"status": "unavailable", "reason": str(exc)}, 503)
-            return json_response({"status": "ok"})
-        return json_response({"status": "unavailable", "reason": "store write timed out"}, 503)
+                return json_response(HealthStatus("unavailable", str(exc)), 503)
+            return json_response(HealthStatus("ok"))
+        return json_response(HealthStatus("unavailable", "store write timed out"), 503)
 
     async def metrics(self, request: Request) -> Response:
         return Response(self.service.metrics.render(),

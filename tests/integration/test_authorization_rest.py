@@ -123,6 +123,7 @@ MATRIX: dict[tuple[str, str], Row] = {
                                  just(Attempt(body=b"\x89PNG not really"))),
     ("GET", f"{V1}/media/{{media_id}}"): OnMedia(),
     ("GET", f"{V1}/schema.json"): Public("the protocol's JSON Schema, for client authors"),
+    ("GET", f"{V1}/openapi.json"): Public("the REST API's OpenAPI document, for client authors"),
     ("GET", "/healthz"): Public("for load balancers and supervisors; says only ok or not"),
     ("GET", "/metrics"): Public("Prometheus scrapes it; counts only, no names or ids"
                                 " (restrict it at the proxy if that matters)"),

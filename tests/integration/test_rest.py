@@ -487,6 +487,33 @@ async def test_a_stranger_is_forbidden_and_learns_nothing(node: Node, alice: Use
     await stranger.rest.aclose()
 
 
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("PATCH", "/api/v1/conversations/{cid}", {"name": "mine now"}),
+    ("POST", "/api/v1/conversations/{cid}/members", {"user_id": "{me}"}),
+    ("PATCH", "/api/v1/conversations/{cid}/members/{me}", {"role": "admin"}),
+    ("DELETE", "/api/v1/conversations/{cid}/members/{me}", None),
+])
+async def test_group_changes_to_a_conversation_that_does_not_exist_are_forbidden(
+        node: Node, alice: User, method: str, path: str, body: dict[str, str] | None) -> None:
+    """As for any stranger (these were a 500: the engine was asked before anyone checked)."""
+    def fill(text: str) -> str:
+        return text.format(cid="c_doesnotexist", me=alice.user_id)
+
+    status, answer = await alice.rest.call(
+        method, fill(path), {k: fill(v) for k, v in body.items()} if body else None)
+    assert_error(status, answer, 403, "forbidden")
+    assert await alice.rest.conversations() == []
+
+
+async def test_a_method_a_route_lacks_is_405_with_every_method_it_has_in_allow(
+        node: Node, alice: User) -> None:
+    """The path has a GET and a POST route: Allow names both (it lacked the header, and
+    Starlette's own would name only the first route's methods)."""
+    response = await raw(node, "DELETE", "/api/v1/conversations", token=alice.token)
+    assert_error(response.status_code, response.json(), 405, "invalid")
+    assert response.headers["allow"] == "GET, HEAD, POST"
+
+
 # --- history ----------------------------------------------------------------------------------
 
 async def test_history_pages_ascending_with_has_more(node: Node, alice: User,
@@ -543,6 +570,10 @@ async def test_history_walks_back_to_the_start_without_gaps(node: Node, alice: U
     ({"limit": "ten"}, "limit"),
     ({"before": -1}, "before"),
     ({"after": "x"}, "after"),
+    # past the protocol's largest seq; past 2**63 these were a 500 (SQLite's integer overflow)
+    ({"before": 2**53 + 1}, "before"),
+    ({"after": 10**20}, "after"),
+    ({"before": 10**20}, "before"),
 ])
 async def test_history_refuses_bad_paging_naming_the_parameter(
         node: Node, alice: User, bob: User, params: dict[str, Any], field: str) -> None:
