@@ -10,6 +10,7 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -18,6 +19,7 @@ from pathlib import Path
 import hypercorn.trio
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
 
 from .accounts import Accounts
 from .config import Config
@@ -31,13 +33,14 @@ from .service import ChatService
 from .store import SqliteStore, now_ms
 from .store import sqlite as sql
 from .timers import Timers
+from .web import ws_overflow
 from .web.app import build_app
 
 log = logging.getLogger("chatnode")
 
 LOCK_FILE = "chatnode.lock"
-# Frames above frame_bytes get a `too_large` error and the session goes on; hypercorn itself
-# drops the connection (1009) only for frames this many times larger, so memory stays bounded.
+# Frames above frame_bytes get a `too_large` error and the session goes on; a message this many
+# times larger is never held whole: close 1009 and the connection is dropped (web/ws_overflow).
 HARD_FRAME_FACTOR = 16
 
 
@@ -79,11 +82,35 @@ async def sweep_media(store: SqliteStore, media: MediaFiles) -> None:
         await trio.sleep(MEDIA_SWEEP_EVERY_S)
 
 
+class NodeHypercornConfig(HypercornConfig):
+    """hypercorn's config, with TCP_USER_TIMEOUT on the listeners (accepted sockets inherit it).
+
+    hypercorn writes to a socket inside a shielded cancel scope: a client that stops reading
+    blocks that write for as long as its receive window stays full, and no deadline of ours can
+    end it. The kernel can: unacknowledged data older than `unread_timeout_s` breaks the
+    connection, the write fails, and the session and its task go."""
+
+    unread_timeout_s: float = 60
+
+    def create_sockets(self) -> Sockets:
+        sockets = super().create_sockets()
+        if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
+            for sock in sockets.insecure_sockets + sockets.secure_sockets:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
+                                int(self.unread_timeout_s * 1000))
+        return sockets
+
+
 def hypercorn_config(config: Config) -> HypercornConfig:
-    hc = HypercornConfig()
+    ws_overflow.install()
+    hc = NodeHypercornConfig()
+    hc.unread_timeout_s = config.limits.unread_timeout_s
     hc.bind = [f"{config.host}:{config.port}"]
     hc.websocket_max_message_size = config.limits.frame_bytes * HARD_FRAME_FACTOR
     hc.graceful_timeout = 3
+    # hypercorn closes a connection that has not sent a whole request's headers this long after
+    # it opened (or after its last response): slowloris headers and silent sockets go.
+    hc.keep_alive_timeout = config.limits.header_timeout_s
     hc.accesslog = None
     # The node announces its own address; hypercorn's log shows only warnings and errors.
     hc.errorlog = logging.getLogger("hypercorn.error")
@@ -115,7 +142,9 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
         media = MediaFiles(data_dir)
         app = build_app(service, accounts, hub, media, frame_bytes=config.limits.frame_bytes,
                         upload_bytes=config.limits.upload_bytes,
-                        outbox_frames=config.outbox_frames)
+                        outbox_frames=config.outbox_frames,
+                        body_timeout_s=config.limits.body_timeout_s,
+                        hello_timeout_s=config.limits.hello_timeout_s)
         stopping = trio.Event()
         store.start()
         try:

@@ -10,13 +10,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..accounts import Accounts
 from ..hub import Hub
 from ..media import MediaFiles
 from ..protocol import ChatError, ErrorBody, ErrorCode, ErrorResponse
 from ..service import ChatService
+from .early_answer import DrainWhileAnswering
 from .rest import Api, json_response
 from .shell import AppShell
 from .ws import WebSocketSession
@@ -67,14 +68,16 @@ class PlainAsgi:
 
 
 def build_app(service: ChatService, accounts: Accounts, hub: Hub, media: MediaFiles, *,
-              frame_bytes: int, upload_bytes: int, outbox_frames: int) -> Starlette:
-    api = Api(service, accounts, hub, media, body_bytes=frame_bytes, upload_bytes=upload_bytes)
+              frame_bytes: int, upload_bytes: int, outbox_frames: int,
+              body_timeout_s: float, hello_timeout_s: float) -> ASGIApp:
+    api = Api(service, accounts, hub, media, body_bytes=frame_bytes, upload_bytes=upload_bytes,
+              body_timeout_s=body_timeout_s)
 
     async def websocket_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         await WebSocketSession(scope, receive, send, service, accounts, frame_bytes,
-                               outbox_frames).run()
+                               outbox_frames, hello_timeout_s).run()
 
-    return Starlette(
+    return DrainWhileAnswering(Starlette(
         routes=[*api.routes(), WebSocketRoute("/ws", PlainAsgi(websocket_endpoint)),
                 *AppShell().routes()],
         exception_handlers={
@@ -82,4 +85,4 @@ def build_app(service: ChatService, accounts: Accounts, hub: Hub, media: MediaFi
             HTTPException: _http_error,
             Exception: _internal_error,
         },
-    )
+    ))
