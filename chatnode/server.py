@@ -33,17 +33,18 @@ from .service import ChatService
 from .store import SqliteStore, now_ms
 from .store import sqlite as sql
 from .timers import Timers
-from .web import ws_overflow
+from .web import hypercorn_fixes
 from .web.app import build_app
 
 log = logging.getLogger("chatnode")
 
 LOCK_FILE = "chatnode.lock"
 # Frames above frame_bytes get a `too_large` error and the session goes on; a message this many
-# times larger is never held whole: close 1009 and the connection is dropped (web/ws_overflow).
+# times larger is never held whole: close 1009 and the connection is dropped (web/hypercorn_fixes).
 HARD_FRAME_FACTOR = 16
 
 
+LISTEN_BACKLOG = 4096
 MEDIA_SWEEP_EVERY_S = 3600
 MEDIA_UNREFERENCED_MAX_AGE_MS = 24 * 3600 * 1000
 
@@ -102,7 +103,7 @@ class NodeHypercornConfig(HypercornConfig):
 
 
 def hypercorn_config(config: Config) -> HypercornConfig:
-    ws_overflow.install()
+    hypercorn_fixes.install()
     hc = NodeHypercornConfig()
     hc.unread_timeout_s = config.limits.unread_timeout_s
     hc.bind = [f"{config.host}:{config.port}"]
@@ -111,6 +112,9 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     # hypercorn closes a connection that has not sent a whole request's headers this long after
     # it opened (or after its last response): slowloris headers and silent sockets go.
     hc.keep_alive_timeout = config.limits.header_timeout_s
+    # hypercorn's default of 100 pending connections loses most of a reconnect storm (every
+    # client of a restarted node at once); the kernel caps this at net.core.somaxconn.
+    hc.backlog = LISTEN_BACKLOG
     hc.accesslog = None
     # The node announces its own address; hypercorn's log shows only warnings and errors.
     hc.errorlog = logging.getLogger("hypercorn.error")

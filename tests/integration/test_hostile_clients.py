@@ -8,6 +8,8 @@ not grow with what the attacker sent, and a bystander pair of users can still ch
 from __future__ import annotations
 
 import json
+import resource
+import socket
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -18,6 +20,7 @@ from chatnode.client import connect
 
 from ..conftest import Node, new_user
 from .raw_wire import (
+    client_frame,
     client_frame_header,
     close_code,
     hello_frame,
@@ -26,7 +29,6 @@ from .raw_wire import (
     read_until_closed,
     rss_mb,
     send_until_refused,
-    server_frames,
     upgrade_request,
 )
 
@@ -94,8 +96,6 @@ async def test_a_websocket_message_far_over_the_limit_is_cut_off_without_being_h
         async with trio.open_nursery() as nursery:
             nursery.start_soon(stream_50_mb)
             nursery.start_soon(listen)
-    frames = server_frames(heard)
-    assert json.loads(frames[0][1])["type"] == "welcome"
     # hypercorn's hard limit is 16 x frame_bytes (1 MiB): over it, close 1009 and the node
     # stops reading, so most of the 50 MB never gets through.
     assert close_code(heard) == 1009
@@ -240,3 +240,145 @@ async def test_slowloris_connections_are_closed_and_others_are_served(own_node: 
 
 def partial_open(node: Node) -> Callable[[], Awaitable[trio.SocketStream]]:
     return lambda: open_raw(node)
+
+
+# --- half-open -----------------------------------------------------------------------------------
+
+IDLE_SOCKETS = 2000
+SILENT_WEBSOCKETS = 300
+# Per connection held open by hypercorn and, for a WebSocket, our session task before hello.
+RSS_PER_CONNECTION_KIB = 100
+
+
+def enough_file_descriptors(needed: int) -> None:
+    """Raise this process's soft limit (the node inherits it) or skip where it cannot be."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {needed}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def node_fd_limit(node: Node) -> int:
+    with open(f"/proc/{node_pid(node)}/limits") as limits:
+        for line in limits:
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    raise AssertionError("no fd limit")
+
+
+async def test_thousands_of_half_open_connections_are_closed_and_others_are_served(
+        own_node: Node) -> None:
+    needed = IDLE_SOCKETS + SILENT_WEBSOCKETS + 200
+    enough_file_descriptors(needed)
+    # Long enough that they are all open at once, short enough for the test.
+    own_node.env.update({"CHATNODE_LIMITS_HEADER_TIMEOUT_S": "6",
+                         "CHATNODE_LIMITS_HELLO_TIMEOUT_S": "6"})
+    node = own_node.start()
+    assert node_fd_limit(node) >= needed
+    user = await new_user(node, "open")
+    await user.rest.aclose()
+    rss_before = rss_mb(node_pid(node))
+    everyone_open = trio.Event()
+    opened = 0
+    idle_answers: list[bytes] = []
+    websocket_answers: list[bytes] = []
+
+    async def hold(open_one: Callable[[], Awaitable[trio.SocketStream]],
+                   answers: list[bytes]) -> None:
+        nonlocal opened
+        stream = await open_one()
+        opened += 1
+        if opened == IDLE_SOCKETS + SILENT_WEBSOCKETS:
+            everyone_open.set()
+        answers.append(await read_until_closed(stream))
+        await stream.aclose()
+
+    async def upgraded() -> trio.SocketStream:
+        return (await open_upgraded(node))[0]
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for _ in range(IDLE_SOCKETS):
+                nursery.start_soon(hold, partial_open(node), idle_answers)
+            for _ in range(SILENT_WEBSOCKETS):
+                nursery.start_soon(hold, upgraded, websocket_answers)
+            await everyone_open.wait()
+            held = rss_mb(node_pid(node)) - rss_before
+            await bystanders_chat(node)
+    assert held * 1024 / (IDLE_SOCKETS + SILENT_WEBSOCKETS) < RSS_PER_CONNECTION_KIB
+    # Silent sockets are closed at the header deadline without a word; upgraded ones that
+    # never said hello get 4000 at the hello deadline.
+    assert idle_answers == [b""] * IDLE_SOCKETS
+    assert [close_code(a) for a in websocket_answers] == [4000] * SILENT_WEBSOCKETS
+    await bystanders_chat(node)
+
+
+# --- floods --------------------------------------------------------------------------------------
+
+FLOOD_OUTBOX = 64
+
+
+async def flood_without_reading(node: Node, token: str, frame: bytes) -> int:
+    """Say hello, then send `frame` as fast as possible and never read, until the node cuts
+    the connection. Returns how many were sent."""
+    stream, _ = await open_upgraded(node)
+    # A small receive window, so the node's writes back to us stall early.
+    stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await stream.send_all(hello_frame(token))
+    batch = frame * 500
+    sent = 0
+    try:
+        while True:
+            await stream.send_all(batch)
+            sent += 500
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return sent
+
+
+async def test_floods_are_bounded_by_the_flooders_own_outbox(own_node: Node) -> None:
+    own_node.env.update({"CHATNODE_OUTBOX_FRAMES": str(FLOOD_OUTBOX),
+                         "CHATNODE_LIMITS_UNREAD_TIMEOUT_S": "2"})
+    node = own_node.start()
+    pinger, garbler, typist, watcher = [await new_user(node, name) for name in
+                                        ("pinger", "garbler", "typist", "watcher")]
+    cid = (await typist.rest.group("typing flood", [watcher.user_id]))["conversation_id"]
+    for user in (pinger, garbler, typist, watcher):
+        await user.rest.aclose()
+    rss_before = rss_mb(node_pid(node))
+    typing = client_frame(json.dumps({"type": "typing", "conversation_id": cid}))
+    flooded: dict[str, int] = {}
+
+    async def flood(name: str, token: str, frame: bytes) -> None:
+        flooded[name] = await flood_without_reading(node, token, frame)
+
+    async with connect(node.url, watcher.token) as (watching, _):
+        typing_shown = 0
+        with trio.fail_after(CUT_WITHIN_S):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(flood, "pings", pinger.token,
+                                   client_frame('{"type": "ping", "id": "p"}'))
+                nursery.start_soon(flood, "bad frames", garbler.token, client_frame("not json"))
+                stream, _ = await open_upgraded(node)
+                await stream.send_all(hello_frame(typist.token))
+                started = trio.current_time()
+                for _ in range(40):
+                    await stream.send_all(typing * 500)
+                typed_for = trio.current_time() - started
+                # What the watcher was shown meanwhile: nothing like 20,000 typing events.
+                with trio.move_on_after(0.5):
+                    while True:
+                        frame = await watching.recv()
+                        typing_shown += frame["type"] == "typing" and frame["typing"]
+        # One `typing: true` per forwarding window of 2 s, however fast the typist types.
+        assert 1 <= typing_shown <= typed_for / 2 + 1
+        # A non-reading flooder's answers stop at its own outbox: it is closed as too slow
+        # (4008) and, as it takes none of the node's bytes, cut off.
+        assert set(flooded) == {"pings", "bad frames"}
+        assert await metric(node, "chatnode_outbox_overflows_total") >= 2
+        assert rss_mb(node_pid(node)) - rss_before < RSS_GROWTH_MB
+        # The watcher's own session was never overflowed: it still gets live frames.
+        await bystanders_chat(node)
+        await watching.send({"type": "ping", "id": "after"})
+        pong, _ = await watching.until_type("pong")
+        assert pong["id"] == "after"
