@@ -26,6 +26,11 @@ class Limits(Struct, forbid_unknown_fields=True):
     send_per_second: Annotated[float, Meta(ge=0)] = 20
     send_burst: PositiveInt = 50
     login_per_minute: Annotated[float, Meta(ge=0)] = 10
+    # Deadlines for connections that hold a socket without doing their part (slowloris).
+    header_timeout_s: PositiveInt = 10
+    body_timeout_s: PositiveInt = 30
+    hello_timeout_s: PositiveInt = 10
+    unread_timeout_s: PositiveInt = 60
 
 
 class Config(Struct, forbid_unknown_fields=True):

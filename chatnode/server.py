@@ -11,6 +11,7 @@ import importlib.metadata
 import logging
 import os
 import signal
+import socket
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from pathlib import Path
 import hypercorn.trio
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
 from hypercorn.middleware import ProxyFixMiddleware
 
 from .accounts import Accounts
@@ -36,16 +38,18 @@ from .store import SqliteStore, now_ms
 from .store import sqlite as sql
 from .store.checkpoint import CHECKPOINT_EVERY_S
 from .timers import Timers
+from .web import hypercorn_fixes
 from .web.app import build_app
 
 log = logging.getLogger("chatnode")
 
 LOCK_FILE = "chatnode.lock"
-# Frames above frame_bytes get a `too_large` error and the session goes on; hypercorn itself
-# drops the connection (1009) only for frames this many times larger, so memory stays bounded.
+# Frames above frame_bytes get a `too_large` error and the session goes on; a message this many
+# times larger is never held whole: close 1009 and the connection is dropped (web/hypercorn_fixes).
 HARD_FRAME_FACTOR = 16
 
 
+LISTEN_BACKLOG = 4096
 MEDIA_SWEEP_EVERY_S = 3600
 MEDIA_UNREFERENCED_MAX_AGE_MS = 24 * 3600 * 1000
 
@@ -99,11 +103,38 @@ async def checkpoint_wal(store: SqliteStore, metrics: Metrics) -> None:
             metrics.checkpoint_seconds.observe(trio.current_time() - started)
 
 
+class NodeHypercornConfig(HypercornConfig):
+    """hypercorn's config, with TCP_USER_TIMEOUT on the listeners (accepted sockets inherit it).
+
+    hypercorn writes to a socket inside a shielded cancel scope: a client that stops reading
+    blocks that write for as long as its receive window stays full, and no deadline of ours can
+    end it. The kernel can: unacknowledged data older than `unread_timeout_s` breaks the
+    connection, the write fails, and the session and its task go."""
+
+    unread_timeout_s: float = 60
+
+    def create_sockets(self) -> Sockets:
+        sockets = super().create_sockets()
+        if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
+            for sock in sockets.insecure_sockets + sockets.secure_sockets:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
+                                int(self.unread_timeout_s * 1000))
+        return sockets
+
+
 def hypercorn_config(config: Config) -> HypercornConfig:
-    hc = HypercornConfig()
+    hypercorn_fixes.install()
+    hc = NodeHypercornConfig()
+    hc.unread_timeout_s = config.limits.unread_timeout_s
     hc.bind = [f"{config.host}:{config.port}"]
     hc.websocket_max_message_size = config.limits.frame_bytes * HARD_FRAME_FACTOR
     hc.graceful_timeout = 3
+    # hypercorn closes a connection that has not sent a whole request's headers this long after
+    # it opened (or after its last response): slowloris headers and silent sockets go.
+    hc.keep_alive_timeout = config.limits.header_timeout_s
+    # hypercorn's default of 100 pending connections loses most of a reconnect storm (every
+    # client of a restarted node at once); the kernel caps this at net.core.somaxconn.
+    hc.backlog = LISTEN_BACKLOG
     hc.accesslog = None
     # The node announces its own address; hypercorn's log shows only warnings and errors.
     hc.errorlog = logging.getLogger("hypercorn.error")
@@ -137,7 +168,9 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
         media = MediaFiles(data_dir)
         app = build_app(service, accounts, hub, media, frame_bytes=config.limits.frame_bytes,
                         upload_bytes=config.limits.upload_bytes,
-                        outbox_frames=config.outbox_frames)
+                        outbox_frames=config.outbox_frames,
+                        body_timeout_s=config.limits.body_timeout_s,
+                        hello_timeout_s=config.limits.hello_timeout_s)
         if config.proxy_hops:
             app = ProxyFixMiddleware(app, "legacy", config.proxy_hops)
         stopping = trio.Event()

@@ -20,6 +20,7 @@ from ..protocol import ChatError, ErrorBody, ErrorCode, ErrorResponse
 from ..service import ChatService
 from ..store import StoreUnavailable
 from .access import AccessLog
+from .early_answer import DrainWhileAnswering
 from .rest import Api, json_response
 from .shell import AppShell
 from .ws import WebSocketSession
@@ -119,12 +120,14 @@ class PlainAsgi:
 
 
 def build_app(service: ChatService, accounts: Accounts, hub: Hub, media: MediaFiles, *,
-              frame_bytes: int, upload_bytes: int, outbox_frames: int) -> ASGIApp:
-    api = Api(service, accounts, hub, media, body_bytes=frame_bytes, upload_bytes=upload_bytes)
+              frame_bytes: int, upload_bytes: int, outbox_frames: int,
+              body_timeout_s: float, hello_timeout_s: float) -> ASGIApp:
+    api = Api(service, accounts, hub, media, body_bytes=frame_bytes, upload_bytes=upload_bytes,
+              body_timeout_s=body_timeout_s)
 
     async def websocket_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         await WebSocketSession(scope, receive, send, service, accounts, frame_bytes,
-                               outbox_frames).run()
+                               outbox_frames, hello_timeout_s).run()
 
     app = Starlette(
         routes=[*api.routes(), WebSocketRoute("/ws", PlainAsgi(websocket_endpoint)),
@@ -137,4 +140,4 @@ def build_app(service: ChatService, accounts: Accounts, hub: Hub, media: MediaFi
         },
     )
     app.state.service = service
-    return AccessLog(ErrorsLoggedOnce(app))
+    return AccessLog(ErrorsLoggedOnce(DrainWhileAnswering(app)))

@@ -7,6 +7,7 @@ app's exception handler.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -43,6 +44,7 @@ from ..service import ChatService
 from ..store import DeviceAuth
 from ..store import sqlite as sql
 from .openapi import openapi_document
+from .paced import paced
 
 HEALTH_TIMEOUT_S = 5
 
@@ -53,7 +55,7 @@ def json_response(value: Any, status: int = 200) -> Response:
 
 class Api:
     def __init__(self, service: ChatService, accounts: Accounts, hub: Hub, media: MediaFiles,
-                 *, body_bytes: int, upload_bytes: int) -> None:
+                 *, body_bytes: int, upload_bytes: int, body_timeout_s: float) -> None:
         self.service = service
         self.accounts = accounts
         self.hub = hub
@@ -61,6 +63,7 @@ class Api:
         self.body_bytes = body_bytes
         self.upload_bytes = upload_bytes
         self.openapi_json = encode_json(openapi_document())
+        self.body_timeout_s = body_timeout_s
 
     def routes(self) -> list[Route]:
         v1 = "/api/v1"
@@ -96,13 +99,16 @@ class Api:
         """Read at most `body_bytes` of JSON body and decode it into `type_`."""
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
+        async for chunk in self._stream(request):
             size += len(chunk)
             if size > self.body_bytes:
                 raise ChatError(ErrorCode.TOO_LARGE,
                                 f"request body is larger than {self.body_bytes} bytes")
             chunks.append(chunk)
         return decode_body(b"".join(chunks) or b"{}", type_)
+
+    def _stream(self, request: Request) -> AsyncIterator[bytes]:
+        return paced(request.stream(), self.body_timeout_s, self.body_bytes)
 
     async def _device(self, request: Request) -> DeviceAuth:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -248,7 +254,7 @@ class Api:
         content_type = request.headers.get("content-type") or "application/octet-stream"
         if len(content_type) > 128:
             raise ChatError(ErrorCode.INVALID, "Content-Type is too long")
-        sha256, size = await self.media.save(request.stream(), self.upload_bytes)
+        sha256, size = await self.media.save(self._stream(request), self.upload_bytes)
         media_id = await self.service.store.write(sql.insert_media, sha256, size,
                                                   content_type, device.user_id)
         return json_response(MediaInfo(media_id, size, content_type), 201)

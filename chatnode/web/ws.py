@@ -64,7 +64,8 @@ def negotiate(offered: list[str]) -> tuple[Codec, str | None]:
 
 class WebSocketSession:
     def __init__(self, scope: Scope, receive: Receive, send: AsgiSend, service: ChatService,
-                 accounts: Accounts, frame_bytes: int, outbox_frames: int) -> None:
+                 accounts: Accounts, frame_bytes: int, outbox_frames: int,
+                 hello_timeout_s: float) -> None:
         # Starlette's WebSocket does the handshake and the close; data frames go straight
         # through the ASGI callables, without its per-frame state checks.
         self.websocket = WebSocket(scope, receive, send)
@@ -76,6 +77,7 @@ class WebSocketSession:
         self.outbox_frames = outbox_frames
         self.codec: Codec = "json"
         self.silence_limit = 2 * service.heartbeat_s
+        self.hello_timeout_s = hello_timeout_s
         self._sync: dict[str, int] | None = None
         self.frames_in = 0
         self.frames_out = 0
@@ -119,8 +121,10 @@ class WebSocketSession:
             frames_out=self.frames_out))
 
     async def _hello(self) -> Session | None:
-        """The first frame must be a good `hello`; anything else is unauthenticated (4001)."""
-        data, close_code = await self._receive()
+        """The first frame must be a good `hello`; anything else is unauthenticated (4001).
+        It has hello_timeout_s to come (then 4000): a socket nobody has logged in on is held
+        for seconds, not for the silence limit of a live session."""
+        data, close_code = await self._receive(self.hello_timeout_s)
         if data is None:
             if close_code is not None:
                 await self._close(close_code)
@@ -140,10 +144,10 @@ class WebSocketSession:
         self._sync = frame.sync
         return Session(device.user_id, device.device_id, self.codec, self.outbox_frames)
 
-    async def _receive(self) -> tuple[bytes | str | None, int | None]:
+    async def _receive(self, timeout: float) -> tuple[bytes | str | None, int | None]:
         """(the next data frame, None), or (None, close code) when the session is over: the
-        client left (no code to send) or stayed silent too long (4000)."""
-        with trio.move_on_after(self.silence_limit):
+        client left (no code to send) or stayed silent for `timeout` (4000)."""
+        with trio.move_on_after(timeout):
             return await self._next_data(), None
         return None, CLOSE_SILENT
 

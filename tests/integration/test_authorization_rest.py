@@ -138,7 +138,8 @@ def served_routes() -> set[tuple[str, str]]:
     """(method, path) of every route the node's app serves, read from the app itself."""
     # Only the route table is read: no handler runs, so the app needs none of its services.
     app: Any = build_app(None, None, None, None,  # type: ignore[arg-type]
-                         frame_bytes=1, upload_bytes=1, outbox_frames=1)
+                         frame_bytes=1, upload_bytes=1, outbox_frames=1, body_timeout_s=1,
+                         hello_timeout_s=1)
     while not isinstance(app, Starlette):  # through the middleware (access log and the like)
         app = app.app
     served: set[tuple[str, str]] = set()

@@ -13,7 +13,8 @@ from chatnode.web.rest import Api
 
 def _routes() -> set[tuple[str, str]]:
     # The handlers are never called: only the route table is read.
-    api = Api(None, None, None, None, body_bytes=1, upload_bytes=1)  # type: ignore[arg-type]
+    api = Api(None, None, None, None, body_bytes=1, upload_bytes=1,  # type: ignore[arg-type]
+              body_timeout_s=1)
     return {(method, route.path) for route in api.routes() if isinstance(route, Route)
             for method in route.methods or () if method != "HEAD"}
 

@@ -1,0 +1,80 @@
+"""Two ways hostile clients hold a connection open in hypercorn (0.17, 0.18), closed here.
+
+1. A WebSocket message over hypercorn's hard limit: hypercorn answers a message over
+`websocket_max_message_size` with close 1009 but keeps appending the rest of it to its buffer
+and keeps the connection open: a client that announces 50 MB and streams it grows the node by
+50 MB (more for text, held in a StringIO).
+`install()` swaps in a buffer that holds nothing once over the limit, and ends the stream right
+after the 1009 so hypercorn closes the socket and the session's app sees a disconnect.
+
+2. An app that returns while its client still floods it (a WebSocket closed 4008 or 4001):
+hypercorn queues at most 10 messages for the app, and once the app has returned it puts a last
+`disconnect` into that queue, waiting for room that nobody will ever make. The connection, its
+tasks and 10 queued messages stay for good. `install()` wraps hypercorn's app runner so that
+this last step drops whatever is queued meanwhile. (web/early_answer.py does the same for an
+HTTP answer given before the body was read, where the app has not returned yet.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from hypercorn.protocol import ws_stream
+from hypercorn.protocol.events import StreamClosed
+from hypercorn.trio import task_group
+from wsproto.events import Message
+
+
+class BoundedWebsocketBuffer(ws_stream.WebsocketBuffer):
+    overflowed = False
+
+    def extend(self, event: Message[Any]) -> None:
+        if not self.overflowed and self.length + len(event.data) <= self.max_length:
+            super().extend(event)
+            return
+        # What came before is dropped too: this connection takes no more messages.
+        self.overflowed = True
+        self.clear()
+        raise ws_stream.FrameTooLargeError()
+
+
+_handle_events = ws_stream.WSStream._handle_events
+
+
+async def _handle_events_then_close_on_overflow(self: ws_stream.WSStream) -> None:
+    await _handle_events(self)
+    if getattr(self.buffer, "overflowed", False) and not self.closed:
+        await self.send(StreamClosed(stream_id=self.stream_id))
+
+
+_run_app = task_group._handle
+
+
+async def _drop_queued(receive: Callable[[], Awaitable[object]]) -> None:
+    while True:
+        await receive()
+
+
+async def _run_app_then_end_without_waiting(app: Any, config: Any, scope: Any,
+                                            receive: Callable[[], Awaitable[object]],
+                                            send: Callable[[Any], Awaitable[None]],
+                                            *args: Any) -> None:
+    async def send_and_drain_at_the_end(message: Any) -> None:
+        if message is not None:
+            await send(message)
+            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_drop_queued, receive)
+            await send(None)
+            nursery.cancel_scope.cancel()
+
+    await _run_app(app, config, scope, receive, send_and_drain_at_the_end, *args)
+
+
+def install() -> None:
+    """Idempotent; called before hypercorn serves."""
+    task_group._handle = _run_app_then_end_without_waiting  # type: ignore[assignment]
+    ws_stream.WebsocketBuffer = BoundedWebsocketBuffer  # type: ignore[misc]
+    ws_stream.WSStream._handle_events = _handle_events_then_close_on_overflow  # type: ignore[method-assign]
