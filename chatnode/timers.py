@@ -17,20 +17,36 @@ from .logs import fields
 
 log = logging.getLogger("chatnode.timers")
 
+COMPACT_SLACK = 64
+
 
 class Timers:
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Hashable]] = []
-        self._pending: dict[Hashable, tuple[int, Callable[[], None]]] = {}
+        self._pending: dict[Hashable, tuple[int, float, Callable[[], None]]] = {}
         self._counter = itertools.count()
         self._wake = trio.Event()
 
     def call_later(self, delay: float, key: Hashable, fn: Callable[[], None]) -> None:
         """Run `fn` in `delay` seconds, replacing any timer pending under `key`."""
         token = next(self._counter)
-        self._pending[key] = (token, fn)
-        heapq.heappush(self._heap, (trio.current_time() + delay, token, key))
-        self._wake.set()
+        deadline = trio.current_time() + delay
+        self._pending[key] = (token, deadline, fn)
+        if len(self._heap) > 2 * len(self._pending) + COMPACT_SLACK:
+            # A key set again and again (a client flooding `typing`) leaves its replaced
+            # entries in the heap until their deadlines: rebuild it from what is pending, so
+            # the heap stays the size of the pending timers whatever the rate.
+            self._heap = [(d, t, k) for k, (t, d, _) in self._pending.items()]
+            heapq.heapify(self._heap)
+        else:
+            heapq.heappush(self._heap, (deadline, token, key))
+        if self._heap[0][1] == token:  # a new earliest deadline: the task must sleep less
+            self._wake.set()
+
+    @property
+    def heap_entries(self) -> int:
+        """Entries in the heap, replaced ones included: bounded by the pending timers."""
+        return len(self._heap)
 
     def cancel(self, key: Hashable) -> bool:
         """Forget the timer under `key`; True if one was pending."""
@@ -53,6 +69,6 @@ class Timers:
                     continue  # replaced or cancelled since
                 del self._pending[key]
                 try:
-                    entry[1]()
+                    entry[2]()
                 except Exception:
                     log.exception("timer failed", extra=fields(timer=repr(key)))
