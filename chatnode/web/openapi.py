@@ -68,7 +68,9 @@ class Operation:
 
 
 _AUTH = (401,)  # no token, or an unknown, revoked or disabled one
-_JSON_BODY = (400, 413)  # a body that does not decode or validate; one over frame_bytes
+# A body that does not decode or validate; one over frame_bytes; one that stops arriving.
+_JSON_BODY = (400, 408, 413)
+_WRITES = (503,)  # every route that writes: the store cannot be written (a full disk)
 
 _SEQ_SCHEMA = msgspec.json.schema(Seq)
 
@@ -88,18 +90,18 @@ V1 = "/api/v1"
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", f"{V1}/register"): Operation(
         "Create an account and log in as its first device (when registration is open)",
-        {201: AuthResponse}, (*_JSON_BODY, 403, 409, 429), body=RegisterRequest,
+        {201: AuthResponse}, (*_JSON_BODY, 403, 409, 429, *_WRITES), body=RegisterRequest,
         auth=False,
         description="403 `registration_closed` unless the node runs with"
                     " `registration = \"open\"`; 409 when the username is taken."),
     ("POST", f"{V1}/login"): Operation(
         "Log in: every login is a new device with its own token",
-        {200: AuthResponse}, (*_JSON_BODY, 401, 403, 429), body=LoginRequest,
+        {200: AuthResponse}, (*_JSON_BODY, 401, 403, 429, *_WRITES), body=LoginRequest,
         auth=False, description="401 for a wrong username or password, 403 for a disabled"
                                 " account."),
     ("POST", f"{V1}/logout"): Operation(
         "Revoke this token; the device's live sessions are closed",
-        {200: EmptyResponse}, _AUTH),
+        {200: EmptyResponse}, (*_AUTH, *_WRITES)),
     ("GET", f"{V1}/me"): Operation("Who this token belongs to", {200: UserInfo}, _AUTH),
     ("GET", f"{V1}/users/by-id/{{user_id}}"): Operation(
         "Who a user id is", {200: UserInfo}, (*_AUTH, 404)),
@@ -111,7 +113,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", f"{V1}/conversations"): Operation(
         "Start a direct conversation or a group",
         {201: ConversationInfo, 200: ConversationInfo},
-        (*_AUTH, *_JSON_BODY, 404), body=CreateConversationRequest,
+        (*_AUTH, *_JSON_BODY, 404, *_WRITES), body=CreateConversationRequest,
         description="201 for a new conversation; 200 with the existing direct conversation of"
                     " the pair. 404 names a member who does not exist; 413 also answers a"
                     " group over `group_members`."),
@@ -121,20 +123,20 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                     " member: strangers learn nothing."),
     ("PATCH", f"{V1}/conversations/{{cid}}"): Operation(
         "Rename a group (admins)", {200: ConversationInfo},
-        (*_AUTH, *_JSON_BODY, 403), body=RenameRequest,
+        (*_AUTH, *_JSON_BODY, 403, *_WRITES), body=RenameRequest,
         description="400 for a direct conversation, whose name is fixed."),
     ("POST", f"{V1}/conversations/{{cid}}/members"): Operation(
         "Add a member to a group (admins)", {200: ConversationInfo},
-        (*_AUTH, *_JSON_BODY, 403, 404, 409), body=AddMemberRequest,
+        (*_AUTH, *_JSON_BODY, 403, 404, 409, *_WRITES), body=AddMemberRequest,
         description="409 for a member already there; 413 past `group_members`; 400 for a"
                     " direct conversation."),
     ("PATCH", f"{V1}/conversations/{{cid}}/members/{{uid}}"): Operation(
         "Promote or demote a member (admins)", {200: ConversationInfo},
-        (*_AUTH, *_JSON_BODY, 403, 404, 409), body=SetRoleRequest,
+        (*_AUTH, *_JSON_BODY, 403, 404, 409, *_WRITES), body=SetRoleRequest,
         description="409 when it would leave the group without an admin."),
     ("DELETE", f"{V1}/conversations/{{cid}}/members/{{uid}}"): Operation(
         "Remove a member (admins), or leave (your own user id)",
-        {200: (ConversationInfo, EmptyResponse)}, (*_AUTH, 400, 403, 404),
+        {200: (ConversationInfo, EmptyResponse)}, (*_AUTH, 400, 403, 404, *_WRITES),
         description="The conversation as the caller now sees it, or `{}` when the caller"
                     " left. 404 when `uid` is not a member; 400 for a direct conversation."),
     ("GET", f"{V1}/conversations/{{cid}}/messages"): Operation(
@@ -151,15 +153,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         description="With `fold=true` a FoldedHistoryPage, otherwise a HistoryPage."),
     ("POST", f"{V1}/conversations/{{cid}}/messages"): Operation(
         "Send a message: the same path as the WebSocket `send` frame",
-        {201: Sent, 200: Sent}, (*_AUTH, *_JSON_BODY, 403, 429, 503), body=SendRequest,
+        {201: Sent, 200: Sent}, (*_AUTH, *_JSON_BODY, 403, 429, *_WRITES), body=SendRequest,
         description="201 for a new message, 200 with the original `sent` for a retry of the"
                     " same `client_msg_id`. 400 `invalid` or `invalid_seq` names the field;"
                     " 413 also answers a body over `body_chars`; 429 past the send rate and 503"
                     " while the store cannot be written, both with nothing stored."),
     ("POST", f"{V1}/media"): Operation(
         "Upload a file: the raw body is the file, its Content-Type is kept",
-        {201: MediaInfo}, (*_AUTH, 400, 413), body=BINARY,
-        description="413 past `upload_bytes`; 400 for a Content-Type over 128 characters."),
+        {201: MediaInfo}, (*_AUTH, 400, 408, 413, *_WRITES), body=BINARY,
+        description="413 past `upload_bytes`; 400 for a Content-Type over 128 characters;"
+                    " 408 when the body stops arriving (`body_timeout_s`)."),
     ("GET", f"{V1}/media/{{media_id}}"): Operation(
         "Download a file, to its uploader and to members of a conversation that references it",
         {200: BINARY, 206: BINARY}, (*_AUTH, 404),
@@ -185,6 +188,8 @@ _ERROR_TEXT = {
     404: "`not_found`: no such user, media or member.",
     409: "`conflict`: the username is taken, the member is already there, or the change would"
          " leave a group without an admin.",
+    408: "`invalid`: the request body stopped arriving (`body_timeout_s`); the connection is"
+         " closed.",
     413: "`too_large`: over a configured limit (request body, message body, upload, group).",
     429: "`rate_limited`: too many requests; nothing was done. Retry after `Retry-After`"
          " seconds.",
@@ -205,6 +210,7 @@ def _codes_by_status() -> dict[int, list[str]]:
     for code, status in HTTP_STATUS.items():
         codes.setdefault(status, []).append(code)
     codes[503] = [ErrorCode.INTERNAL]
+    codes[408] = [ErrorCode.INVALID]  # a body that stopped arriving (web/paced.py)
     return codes
 
 
