@@ -627,6 +627,7 @@ class SqliteStore:
                 f"the store {self.path} is damaged ({damage[0]}); nothing was served."
                 " Restore a backup (chatnode restore) or see chatnode check")
         tune_write_connection(self._write_conn, wal_limit_bytes)
+        self._wal_limit_bytes = wal_limit_bytes
         self._writer = GroupCommitWriter(self._write_conn, on_batch)
         self._readers = [connect(self.path, read_only=True) for _ in range(readers)]
         self._read_limiter = trio.CapacityLimiter(readers)
@@ -656,7 +657,8 @@ class SqliteStore:
         commits = self._writer.commits
         if commits == self._commits_checkpointed:
             return None
-        result = await trio.to_thread.run_sync(wal.checkpoint, self._checkpoint_conn)
+        result = await trio.to_thread.run_sync(wal.checkpoint, self._checkpoint_conn,
+                                               self.path, self._wal_limit_bytes)
         if result.complete:
             self._commits_checkpointed = commits
         return result
