@@ -123,11 +123,11 @@ class NodeHypercornConfig(HypercornConfig):
 
 
 def hypercorn_config(config: Config) -> HypercornConfig:
-    hypercorn_fixes.install()
     hc = NodeHypercornConfig()
     hc.unread_timeout_s = config.limits.unread_timeout_s
     hc.bind = [f"{config.host}:{config.port}"]
     hc.websocket_max_message_size = config.limits.frame_bytes * HARD_FRAME_FACTOR
+    hypercorn_fixes.install(hc.websocket_max_message_size)
     hc.graceful_timeout = 3
     # hypercorn closes a connection that has not sent a whole request's headers this long after
     # it opened (or after its last response): slowloris headers and silent sockets go.

@@ -1,4 +1,4 @@
-"""Two ways hostile clients hold a connection open in hypercorn (0.17, 0.18), closed here.
+"""Three ways hostile clients hold memory or a connection in hypercorn (0.18), closed here.
 
 1. A WebSocket message over hypercorn's hard limit: hypercorn answers a message over
 `websocket_max_message_size` with close 1009 but keeps appending the rest of it to its buffer
@@ -7,7 +7,12 @@ and keeps the connection open: a client that announces 50 MB and streams it grow
 `install()` swaps in a buffer that holds nothing once over the limit, and ends the stream right
 after the 1009 so hypercorn closes the socket and the session's app sees a disconnect.
 
-2. An app that returns while its client still floods it (a WebSocket closed 4008 or 4001):
+2. A compressed WebSocket message: wsproto inflates each chunk it receives with no cap, so a
+few KiB of deflated zeros become hundreds of MB in memory before the buffer above can refuse
+them. `install()` makes permessage-deflate inflate at most the hard limit of one message and
+close 1009 past it.
+
+3. An app that returns while its client still floods it (a WebSocket closed 4008 or 4001):
 hypercorn queues at most 10 messages for the app, and once the app has returned it puts a last
 `disconnect` into that queue, waiting for room that nobody will ever make. The connection, its
 tasks and 10 queued messages stay for good. `install()` wraps hypercorn's app runner so that
@@ -17,6 +22,7 @@ HTTP answer given before the body was read, where the app has not returned yet.)
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +31,8 @@ from hypercorn.protocol import ws_stream
 from hypercorn.protocol.events import StreamClosed
 from hypercorn.trio import task_group
 from wsproto.events import Message
+from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol
 
 
 class BoundedWebsocketBuffer(ws_stream.WebsocketBuffer):
@@ -47,6 +55,34 @@ async def _handle_events_then_close_on_overflow(self: ws_stream.WSStream) -> Non
     await _handle_events(self)
     if getattr(self.buffer, "overflowed", False) and not self.closed:
         await self.send(StreamClosed(stream_id=self.stream_id))
+
+
+class BoundedPerMessageDeflate(PerMessageDeflate):
+    """permessage-deflate that inflates no message past `max_message_bytes`."""
+
+    max_message_bytes = 1 << 20  # set by install()
+    _inflated = 0
+
+    def frame_inbound_payload_data(self, proto: FrameDecoder | FrameProtocol, data: bytes
+                                   ) -> bytes | CloseReason:
+        if not self._inbound_compressed or not self._inbound_is_compressible:
+            return data
+        assert self._decompressor is not None
+        room = self.max_message_bytes - self._inflated
+        try:
+            inflated = self._decompressor.decompress(bytes(data), room + 1)
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        self._inflated += len(inflated)
+        if self._inflated > self.max_message_bytes or self._decompressor.unconsumed_tail:
+            return CloseReason.MESSAGE_TOO_BIG
+        return inflated
+
+    def frame_inbound_complete(self, proto: FrameDecoder | FrameProtocol, fin: bool
+                               ) -> bytes | CloseReason | None:
+        if fin:
+            self._inflated = 0
+        return super().frame_inbound_complete(proto, fin)
 
 
 _run_app = task_group._handle
@@ -73,8 +109,10 @@ async def _run_app_then_end_without_waiting(app: Any, config: Any, scope: Any,
     await _run_app(app, config, scope, receive, send_and_drain_at_the_end, *args)
 
 
-def install() -> None:
-    """Idempotent; called before hypercorn serves."""
+def install(max_message_bytes: int) -> None:
+    """Idempotent; called before hypercorn serves, with its websocket_max_message_size."""
+    BoundedPerMessageDeflate.max_message_bytes = max_message_bytes
+    ws_stream.PerMessageDeflate = BoundedPerMessageDeflate  # type: ignore[misc]
     task_group._handle = _run_app_then_end_without_waiting  # type: ignore[assignment]
     ws_stream.WebsocketBuffer = BoundedWebsocketBuffer  # type: ignore[misc]
     ws_stream.WSStream._handle_events = _handle_events_then_close_on_overflow  # type: ignore[method-assign]

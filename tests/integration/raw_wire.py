@@ -15,21 +15,23 @@ from ..conftest import Node
 OP_TEXT, OP_CLOSE = 0x1, 0x8
 
 
-def upgrade_request(host: str = "127.0.0.1") -> bytes:
+def upgrade_request(host: str = "127.0.0.1", extensions: str | None = None) -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
+    offer = f"Sec-WebSocket-Extensions: {extensions}\r\n" if extensions else ""
     return (f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n").encode()
 
 
-def client_frame_header(length: int, opcode: int = OP_TEXT) -> bytes:
+def client_frame_header(length: int, opcode: int = OP_TEXT, compressed: bool = False) -> bytes:
     """A final, masked client frame header announcing `length` bytes. The mask key is zero, so
-    the payload goes as it is."""
+    the payload goes as it is. `compressed` sets RSV1: a permessage-deflate message."""
+    first = 0x80 | (0x40 if compressed else 0) | opcode
     if length < 126:
-        head = bytes([0x80 | opcode, 0x80 | length])
+        head = bytes([first, 0x80 | length])
     elif length < 1 << 16:
-        head = bytes([0x80 | opcode, 0x80 | 126]) + struct.pack("!H", length)
+        head = bytes([first, 0x80 | 126]) + struct.pack("!H", length)
     else:
-        head = bytes([0x80 | opcode, 0x80 | 127]) + struct.pack("!Q", length)
+        head = bytes([first, 0x80 | 127]) + struct.pack("!Q", length)
     return head + b"\0\0\0\0"
 
 
@@ -73,10 +75,11 @@ async def open_raw(node: Node) -> trio.SocketStream:
     return await trio.open_tcp_stream("127.0.0.1", node.port)
 
 
-async def open_upgraded(node: Node) -> tuple[trio.SocketStream, bytes]:
+async def open_upgraded(node: Node, extensions: str | None = None
+                        ) -> tuple[trio.SocketStream, bytes]:
     """A WebSocket past its 101; returns the stream and any bytes read after the headers."""
     stream = await open_raw(node)
-    await stream.send_all(upgrade_request())
+    await stream.send_all(upgrade_request(extensions=extensions))
     response = b""
     while b"\r\n\r\n" not in response:
         chunk = await stream.receive_some(4096)
@@ -114,9 +117,10 @@ async def send_until_refused(stream: trio.SocketStream, chunk: bytes, total: int
     return sent
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory now; with field="VmHWM" the most it ever was (a spike since freed)."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")

@@ -7,9 +7,11 @@ not grow with what the attacker sent, and a bystander pair of users can still ch
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import socket
+import zlib
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -101,6 +103,25 @@ async def test_a_websocket_message_far_over_the_limit_is_cut_off_without_being_h
     assert close_code(heard) == 1009
     assert sent < ATTACK_BYTES
     assert rss_mb(node_pid(node)) - rss_before < RSS_GROWTH_MB
+    await bystanders_chat(node)
+
+
+async def test_a_compressed_message_is_not_inflated_past_the_limit(own_node: Node) -> None:
+    """A deflate bomb before `hello`: 60 MB of zeros deflate to 60 KB. Inflated whole, it took
+    the node's peak memory up by 130 MB; bounded, it is dropped at 1 MiB with the connection
+    (wsproto fails the frame: the connection goes without a close frame)."""
+    node = own_node.start()
+    peak_before = rss_mb(node_pid(node), "VmHWM")
+    stream, _ = await open_upgraded(node, extensions="permessage-deflate")
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = deflate.compress(bytes(60 * MB)) + deflate.flush(zlib.Z_SYNC_FLUSH)
+    bomb = bomb[:-4]  # RFC 7692: a message leaves out the final empty block's 00 00 ff ff
+    with trio.fail_after(CUT_WITHIN_S):
+        with contextlib.suppress(trio.BrokenResourceError):
+            await stream.send_all(client_frame_header(len(bomb), compressed=True) + bomb)
+        heard = await read_until_closed(stream)  # returns once the node has dropped us
+    assert close_code(heard) in (1009, None)
+    assert rss_mb(node_pid(node), "VmHWM") - peak_before < RSS_GROWTH_MB
     await bystanders_chat(node)
 
 
