@@ -63,10 +63,13 @@ class Accounts:
         user = await self.store.read(sql.user_by_name, request.username)
         password_hash = None if user is None else user.password_hash
         ok = await trio.to_thread.run_sync(auth.verify_password, password_hash, request.password)
-        if user is None or not ok:
-            log.info("login failed", extra=fields(
-                username=request.username, reason="no such user" if user is None
-                else "wrong password", address=address))
+        if user is None:
+            # Not the name tried: people type passwords into the username box.
+            log.info("login failed", extra=fields(reason="no such user", address=address))
+            raise ChatError(ErrorCode.UNAUTHENTICATED, "wrong username or password")
+        if not ok:
+            log.info("login failed", extra=fields(username=user.username, user=user.user_id,
+                                                  reason="wrong password", address=address))
             raise ChatError(ErrorCode.UNAUTHENTICATED, "wrong username or password")
         if user.disabled:
             log.info("login failed", extra=fields(username=user.username, user=user.user_id,

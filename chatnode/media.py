@@ -16,6 +16,7 @@ from pathlib import Path
 
 import trio
 
+from .logs import fields
 from .protocol import ChatError, ErrorCode
 
 log = logging.getLogger("chatnode.media")
@@ -57,7 +58,7 @@ class MediaFiles:
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            log.error("upload not stored: %s", exc.strerror)
+            log.error("upload not stored", extra=fields(error=exc.strerror))
             raise ChatError(ErrorCode.INTERNAL, "the node's disk is full; nothing was stored,"
                             " retry later", http_status=503) from None
         finally:

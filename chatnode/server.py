@@ -90,14 +90,20 @@ async def sweep_media(store: SqliteStore, media: MediaFiles) -> None:
 
 async def checkpoint_wal(store: SqliteStore, metrics: Metrics) -> None:
     """Copy the WAL into the database file every second there was a write (checkpoint.py)."""
+    failing = False
     while True:
         await trio.sleep(CHECKPOINT_EVERY_S)
         started = trio.current_time()
         try:
             result = await store.checkpoint()
         except sqlite3.Error as exc:  # e.g. a full disk: the next round tries again
-            log.warning("WAL checkpoint failed: %s", exc)
+            if not failing:  # once per run of failures, not every second
+                log.warning("WAL checkpoint failed", extra=fields(error=str(exc)))
+            failing = True
             continue
+        if failing:
+            log.info("WAL checkpoints work again")
+            failing = False
         if result is not None:
             metrics.checkpoints.inc()
             metrics.checkpoint_seconds.observe(trio.current_time() - started)
@@ -120,6 +126,13 @@ class NodeHypercornConfig(HypercornConfig):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
                                 int(self.unread_timeout_s * 1000))
         return sockets
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("chatnode")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "unknown"
 
 
 def hypercorn_config(config: Config) -> HypercornConfig:
@@ -188,7 +201,7 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
                         announce(f"chatnode listening on {binds[0]} (data in {data_dir})")
                         log.info("node started", extra=fields(
                             address=binds[0], data_dir=str(data_dir.resolve()),
-                            version=importlib.metadata.version("chatnode"), pid=os.getpid()))
+                            version=_version(), pid=os.getpid()))
                         async for signum in signals:
                             log.info("node stopping", extra=fields(
                                 signal=signal.Signals(signum).name,

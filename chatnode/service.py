@@ -246,10 +246,10 @@ class ChatService:
         audience = set(before) | {m.user_id for m in record.members}
         updates = self.engine.replace_conversation(record)
         for message in events:
-            self._log_group_change(message)
             self.metrics.messages.inc()
             self.engine.apply_message(message)
             self.hub.publish(audience, message)
+            self._log_group_change(message)  # last: the state is right whatever a log does
         conv = self.engine.conversations[record.conversation_id]
         self.hub.publish(audience, self.engine.conversation_frame(conv))
         for viewer, status in updates:
@@ -257,11 +257,14 @@ class ChatService:
 
     @staticmethod
     def _log_group_change(message: Message) -> None:
-        event = json.loads(message.body)
+        try:
+            event = json.loads(message.body)
+        except ValueError:
+            event = {}
         # Who and which role; a rename's new name is the members' words and stays out.
         details = {name: event[key] for key, name in (("user_id", "user"), ("role", "role"))
                    if key in event}
-        log.info(_GROUP_EVENTS.get(event["event"], "group changed"), extra=fields(
+        log.info(_GROUP_EVENTS.get(event.get("event", ""), "group changed"), extra=fields(
             conversation=message.conversation_id, seq=message.seq, actor=message.sender_id,
             **details))
 

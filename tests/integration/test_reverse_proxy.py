@@ -147,3 +147,15 @@ async def test_behind_nginx_the_login_limit_counts_each_client_not_the_proxy(
     assert [await attempt("127.0.0.2", f"10.0.0.{i}") for i in range(3)] == [401, 401, 429]
     # Another client, through the same proxy, still has its own.
     assert await attempt("127.0.0.3", "10.0.0.1") == 401
+
+
+async def test_nginx_keeps_metrics_for_the_machine_itself(proxied: tuple[Node, Proxy]) -> None:
+    _, proxy = proxied
+
+    async def metrics_from(source: str) -> int:
+        transport = httpx.AsyncHTTPTransport(local_address=source, verify=proxy.trust)
+        async with httpx.AsyncClient(transport=transport, base_url=proxy.https_url) as http:
+            return (await http.get("/metrics")).status_code
+
+    assert await metrics_from("127.0.0.1") == 200
+    assert await metrics_from("127.0.0.2") == 403  # anyone else
