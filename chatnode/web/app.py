@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Match, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +26,9 @@ from .shell import AppShell
 from .ws import WebSocketSession
 
 log = logging.getLogger("chatnode.web")
+
+# nginx's name for it; the access log shows it, the client is gone and never sees it.
+CLIENT_CLOSED_REQUEST = 499
 
 _HTTP_CODES = {400: ErrorCode.INVALID, 401: ErrorCode.UNAUTHENTICATED, 403: ErrorCode.FORBIDDEN,
                404: ErrorCode.NOT_FOUND, 405: ErrorCode.INVALID, 413: ErrorCode.TOO_LARGE}
@@ -73,6 +76,14 @@ def _allowed_methods(request: Request) -> list[str]:
                 route.matches(request.scope)[0] is Match.PARTIAL:
             methods |= route.methods
     return sorted(methods)
+
+
+async def _client_left(request: Request, exc: Exception) -> Response:
+    """The client went away in the middle of its request body (a phone losing its network
+    mid-upload): nothing to answer and nothing wrong with the node."""
+    log.info("client left during its request", extra=fields(method=request.method,
+                                                            path=request.url.path))
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -135,6 +146,7 @@ def build_app(service: ChatService, accounts: Accounts, hub: Hub, media: MediaFi
         exception_handlers={
             ChatError: _chat_error,
             StoreUnavailable: _store_unavailable,
+            ClientDisconnect: _client_left,
             HTTPException: _http_error,
             Exception: _internal_error,
         },

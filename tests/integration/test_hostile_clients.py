@@ -13,6 +13,7 @@ import resource
 import socket
 import zlib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -123,6 +124,29 @@ async def test_a_compressed_message_is_not_inflated_past_the_limit(own_node: Nod
     assert close_code(heard) in (1009, None)
     assert rss_mb(node_pid(node), "VmHWM") - peak_before < RSS_GROWTH_MB
     await bystanders_chat(node)
+
+
+async def test_a_client_leaving_mid_upload_is_not_an_error(tmp_path: Path) -> None:
+    node = Node(tmp_path / "data", env={"CHATNODE_LOG_LEVEL": "info"},
+                log_file=tmp_path / "node.log").start()
+    try:
+        user = await new_user(node, "leaver")
+        await user.rest.aclose()
+        for _ in range(3):
+            stream = await open_raw(node)
+            await stream.send_all(post_head("/api/v1/media", user.token, chunked=False,
+                                            length=MB) + bytes(10_000))
+            await stream.aclose()  # the phone lost its network
+        with trio.fail_after(10):
+            while (tmp_path / "node.log").read_text().count("client left") < 3:
+                await trio.sleep(0.1)
+        async with httpx.AsyncClient(base_url=node.url) as http:
+            metrics = (await http.get("/metrics")).text
+        assert 'chatnode_errors_total{code="internal"}' not in metrics
+        assert "unhandled error" not in (tmp_path / "node.log").read_text()
+        assert list((tmp_path / "data" / "media" / "tmp").iterdir()) == []  # nothing kept
+    finally:
+        node.kill()
 
 
 def post_head(path: str, token: str, *, chunked: bool, length: int = ATTACK_BYTES) -> bytes:
