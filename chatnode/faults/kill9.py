@@ -21,6 +21,7 @@ from pathlib import Path
 
 import trio
 
+from ..store.sqlite import count_messages
 from .crowd import gather_crowd
 from .device import Load
 from .node import NodeProcess
@@ -62,15 +63,16 @@ async def run_kill9(data_dir: Path, *, rounds: int, users: int, rate: float, up_
                 await trio.sleep(up)
                 online = sum(d.connected for d in devices)
                 graceful = stop % TERM_EVERY == 0 or stop == rounds
+                # In a thread: the devices keep sending while the node goes down.
                 if graceful:
-                    if node.stop() != 0:
+                    if await trio.to_thread.run_sync(node.stop) != 0:
                         result.problems.append("SIGTERM: the node exited with an error")
                 else:
-                    node.kill()
+                    await trio.to_thread.run_sync(node.kill)
                 conn = open_log(node.db_path)
                 try:
                     problems, markers = verify_log(conn, devices, markers)
-                    (in_log,) = conn.execute("SELECT count(*) FROM messages").fetchone()
+                    in_log = count_messages(conn)
                 finally:
                     conn.close()
                 result.problems += problems
@@ -79,7 +81,7 @@ async def run_kill9(data_dir: Path, *, rounds: int, users: int, rate: float, up_
                     f" {in_log:>7} {online:>7} {len(problems):>8}")
                 for problem in problems[:10]:
                     say(f"      {problem}")
-                node.start()
+                await trio.to_thread.run_sync(node.start)
                 result.rounds = stop
 
             load.sending = False
@@ -88,8 +90,8 @@ async def run_kill9(data_dir: Path, *, rounds: int, users: int, rate: float, up_
             await quiet(devices)
             # One more restart with the load off: every device comes back with its sync map.
             connections = {d.name: d.connections for d in devices}
-            node.stop()
-            node.start()
+            await trio.to_thread.run_sync(node.stop)
+            await trio.to_thread.run_sync(node.start)
             if not await all_reconnected(devices, connections, 60):
                 result.problems.append("devices did not reconnect within 60 s")
             await quiet(devices)
@@ -98,8 +100,7 @@ async def run_kill9(data_dir: Path, *, rounds: int, users: int, rate: float, up_
                 problems, markers = verify_log(conn, devices, markers)
                 for device in devices:
                     problems += verify_converged(conn, device)
-                (result.messages_in_log,) = conn.execute(
-                    "SELECT count(*) FROM messages").fetchone()
+                result.messages_in_log = count_messages(conn)
             finally:
                 conn.close()
             result.problems += problems

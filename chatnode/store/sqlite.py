@@ -567,6 +567,12 @@ def last_messages(conn: sqlite3.Connection, keys: list[tuple[str, int]]) -> dict
     return result
 
 
+def count_messages(conn: sqlite3.Connection) -> int:
+    """Every row of the log, in all conversations (the fault scripts' report)."""
+    (count,) = conn.execute("SELECT count(*) FROM messages").fetchone()
+    return int(count)
+
+
 def set_last_seen(conn: sqlite3.Connection, user_id: str, ts: int) -> None:
     conn.execute("UPDATE users SET last_seen = ? WHERE user_id = ?", (ts, user_id))
 
