@@ -130,6 +130,18 @@ async def bob(node: Node) -> AsyncIterator[User]:
     await user.rest.aclose()
 
 
+async def whole_history(user: User, conversation_id: str) -> list[dict[str, Any]]:
+    """Every message of a conversation's log over REST, page by page, ascending."""
+    stored: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = await user.rest.history(conversation_id, after=after, limit=200)
+        stored += page["messages"]
+        if not page["has_more"]:
+            return stored
+        after = page["messages"][-1]["seq"]
+
+
 def of_type(frames: list[dict], type_: str) -> list[dict]:
     """The frames of one type, in order."""
     return [f for f in frames if f["type"] == type_]

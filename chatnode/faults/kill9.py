@@ -25,8 +25,8 @@ from ..store.sqlite import count_messages
 from .crowd import gather_crowd
 from .device import Load
 from .node import NodeProcess
-from .settle import all_reconnected, quiet, settle
-from .verify import Markers, open_log, verify_converged, verify_log
+from .settle import converge
+from .verify import Markers, open_log, verify_log
 
 # Every this many stops, and the last, is a SIGTERM: graceful shutdown under the same load.
 TERM_EVERY = 5
@@ -85,27 +85,14 @@ async def run_kill9(data_dir: Path, *, rounds: int, users: int, rate: float, up_
                 result.rounds = stop
 
             load.sending = False
-            if not await settle(devices, 60):
-                result.problems.append("devices did not get every send acknowledged in 60 s")
-            await quiet(devices)
-            # One more restart with the load off: every device comes back with its sync map.
-            connections = {d.name: d.connections for d in devices}
-            await trio.to_thread.run_sync(node.stop)
-            await trio.to_thread.run_sync(node.start)
-            if not await all_reconnected(devices, connections, 60):
-                result.problems.append("devices did not reconnect within 60 s")
-            await quiet(devices)
-            conn = open_log(node.db_path)
-            try:
-                problems, markers = verify_log(conn, devices, markers)
-                for device in devices:
-                    problems += verify_converged(conn, device)
-                result.messages_in_log = count_messages(conn)
-            finally:
-                conn.close()
+
+            async def restart() -> None:  # every device comes back with its sync map
+                await trio.to_thread.run_sync(node.stop)
+                await trio.to_thread.run_sync(node.start)
+
+            problems, result.messages_in_log = await converge(devices, node.db_path, markers,
+                                                              restart)
             result.problems += problems
-            for device in devices:
-                result.problems += device.violations
             load.stopping = True
             nursery.cancel_scope.cancel()
         result.acked = sum(len(d.acked) for d in devices)

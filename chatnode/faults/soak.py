@@ -27,8 +27,7 @@ import trio
 from .crowd import gather_crowd
 from .device import Device, Load
 from .node import NodeProcess
-from .settle import all_reconnected, quiet, settle
-from .verify import open_log, verify_converged, verify_log
+from .settle import converge
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 RSS_SLACK = 1.10  # flat: at most 10 % above the warm-up's highest ...
@@ -145,27 +144,12 @@ async def run_soak(data_dir: Path, *, seconds: float, users: int, rate: float, c
 
             load.sending = False
             load.churn_s = None
-            if not await settle(devices, 60):
-                result.problems.append("devices did not get every send acknowledged in 60 s")
-            await quiet(devices)
-            # A live session is not told of the sender's own implicit marker move (PROTOCOL.md);
-            # the next catch-up carries it. So every device comes back once more, then compares.
-            connections = {d.name: d.connections for d in devices}
-            for device in devices:
-                device.drop()
-            if not await all_reconnected(devices, connections, 60):
-                result.problems.append("devices did not reconnect within 60 s")
-            await quiet(devices)
-            conn = open_log(node.db_path)
-            try:
-                problems, _ = verify_log(conn, devices, {})
+
+            async def drop_all() -> None:
                 for device in devices:
-                    problems += verify_converged(conn, device)
-            finally:
-                conn.close()
-            result.problems += problems
-            for device in devices:
-                result.problems += device.violations
+                    device.drop()
+
+            result.problems += (await converge(devices, node.db_path, {}, drop_all))[0]
             load.stopping = True
             nursery.cancel_scope.cancel()
         if judge_flatness:

@@ -15,7 +15,7 @@ import trio
 
 from chatnode.client import connect
 
-from ..conftest import Node, User, new_user
+from ..conftest import Node, User, new_user, whole_history
 
 DISK_BYTES = 16 * 1024 * 1024
 BODY = "x" * 8000  # big frames, so that the WAL needs new pages soon after the disk is full
@@ -49,14 +49,7 @@ def fill(path: Path) -> None:
 
 async def history_seqs(user: User, cid: str) -> dict[str, int]:
     """client_msg_id -> seq of the whole stored log, checking it has no gap."""
-    stored: list[dict] = []
-    after = 0
-    while True:
-        page = await user.rest.history(cid, after=after, limit=200)
-        stored += page["messages"]
-        if not page["has_more"]:
-            break
-        after = page["messages"][-1]["seq"]
+    stored = await whole_history(user, cid)
     assert [m["seq"] for m in stored] == list(range(1, len(stored) + 1))
     return {m["client_msg_id"]: m["seq"] for m in stored}
 

@@ -5,7 +5,7 @@ from trio_websocket import ConnectionClosed
 
 from chatnode.client import connect
 
-from ..conftest import Node, new_user
+from ..conftest import Node, new_user, whole_history
 
 
 async def test_every_acknowledged_message_survives_kill_9(own_node: Node) -> None:
@@ -45,14 +45,7 @@ async def test_every_acknowledged_message_survives_kill_9(own_node: Node) -> Non
 
     node.restart()
     for cid in conversations:
-        stored = []
-        after = 0
-        while True:
-            page = await alice.rest.history(cid, after=after, limit=200)
-            stored += page["messages"]
-            if not page["has_more"]:
-                break
-            after = page["messages"][-1]["seq"]
+        stored = await whole_history(alice, cid)
         seqs = [m["seq"] for m in stored]
         assert seqs == list(range(1, len(seqs) + 1))  # no gap, even across the kill
         by_id = {m["client_msg_id"]: m["seq"] for m in stored}
