@@ -45,7 +45,8 @@ class Timers:
 
     @property
     def heap_entries(self) -> int:
-        """Entries in the heap, replaced ones included: bounded by the pending timers."""
+        """Entries in the heap, replaced ones included: bounded by the pending timers (the
+        test of that bound reads it)."""
         return len(self._heap)
 
     def cancel(self, key: Hashable) -> bool:
