@@ -8,9 +8,10 @@ the sending. Every method runs in the trio thread, so no locks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 
+from .lowest import Lowest, MarkerIndex
 from .protocol import (
     ChatError,
     ConversationFrame,
@@ -44,34 +45,18 @@ class ConversationState:
     last_seq: int
     last_activity: int
     members: dict[str, MemberState] = field(default_factory=dict)
+    delivered_index: MarkerIndex = field(default_factory=MarkerIndex)
+    read_index: MarkerIndex = field(default_factory=MarkerIndex)
 
+    def set_markers(self, member: MemberState, delivered: int, read: int) -> None:
+        """The one way a member's markers change, so the indexes always agree with them."""
+        member.delivered, member.read = delivered, read
+        self.delivered_index.set(member.user_id, delivered)
+        self.read_index.set(member.user_id, read)
 
-@dataclass(slots=True)
-class Lowest:
-    """The two lowest values of one marker across a conversation's members, and who holds the
-    lowest: enough to answer "minimum over everyone but V" for every V in O(1)."""
-
-    first: int | None
-    holder: str | None
-    second: int | None
-
-    @classmethod
-    def of(cls, members: Iterable[MemberState], attr: str) -> Lowest:
-        first = second = None
-        holder = None
-        for m in members:
-            value = getattr(m, attr)
-            if first is None or value < first:
-                first, second, holder = value, first, m.user_id
-            elif second is None or value < second:
-                second = value
-        return cls(first, holder, second)
-
-    def excluding(self, user_id: str) -> int:
-        """Minimum over every member but `user_id`; 0 when nobody else is there (no one else
-        has anything, so the honest tick is "sent")."""
-        value = self.second if user_id == self.holder else self.first
-        return 0 if value is None else value
+    def lowest(self) -> tuple[Lowest, Lowest]:
+        """The lowest delivered and read markers of the members."""
+        return self.delivered_index.lowest(), self.read_index.lowest()
 
 
 @dataclass(slots=True)
@@ -102,8 +87,8 @@ class Engine:
         conv = ConversationState(record.conversation_id, record.kind, record.name,
                                  record.last_seq, record.last_activity)
         for m in record.members:
-            conv.members[m.user_id] = MemberState(m.user_id, m.role, m.joined_seq,
-                                                  m.last_delivered_seq, m.last_read_seq)
+            member = conv.members[m.user_id] = MemberState(m.user_id, m.role, m.joined_seq, 0, 0)
+            conv.set_markers(member, m.last_delivered_seq, m.last_read_seq)
             self.by_user.setdefault(m.user_id, set()).add(conv.conversation_id)
         self.conversations[conv.conversation_id] = conv
         return conv
@@ -185,8 +170,8 @@ class Engine:
         conv.last_activity = max(conv.last_activity, message.ts)
         sender = conv.members.get(message.sender_id)
         if sender is not None:
-            sender.delivered = max(sender.delivered, message.seq)
-            sender.read = max(sender.read, message.seq)
+            conv.set_markers(sender, max(sender.delivered, message.seq),
+                             max(sender.read, message.seq))
         return list(conv.members)
 
     # --- markers ------------------------------------------------------------------------------
@@ -208,8 +193,8 @@ class Engine:
         """Take in committed markers; return the status_update each affected member now sees.
 
         Affected: the user themselves when their read marker moved (their other devices' unread
-        counts), and every other member whose minimum-over-others moved. Two passes over the
-        members whatever the group size: O(members), not O(members^2)."""
+        counts), and every other member whose minimum-over-others moved. O(1) unless a lowest
+        marker moved (see lowest.py); then one pass over the members, who all see it move."""
         conv = self.conversations.get(conversation_id)
         me = conv.members.get(user_id) if conv is not None else None
         if conv is None or me is None:
@@ -218,20 +203,24 @@ class Engine:
         new_read = max(me.read, read)
         if (new_delivered, new_read) == (me.delivered, me.read):
             return []
-        delivered_before = Lowest.of(conv.members.values(), "delivered")
-        read_before = Lowest.of(conv.members.values(), "read")
+        before = conv.lowest()
         read_moved = new_read != me.read
-        me.delivered, me.read = new_delivered, new_read
-        return self._changed_views(conv, delivered_before, read_before,
-                                   user_id if read_moved else None, conv.members)
+        conv.set_markers(me, new_delivered, new_read)
+        return self._changed_views(conv, before, user_id if read_moved else None,
+                                   conv.members.keys())
 
-    def _changed_views(self, conv: ConversationState, delivered_before: Lowest,
-                       read_before: Lowest, mover: str | None, viewers: Iterable[str]
-                       ) -> list[tuple[str, StatusUpdate]]:
-        """The status_update of each viewer whose minimum-over-others moved since `*_before`,
+    def _changed_views(self, conv: ConversationState, before: tuple[Lowest, Lowest],
+                       mover: str | None, viewers: Set[str]) -> list[tuple[str, StatusUpdate]]:
+        """The status_update of each viewer whose minimum-over-others moved since `before`,
         and of `mover` whatever happened."""
-        delivered_after = Lowest.of(conv.members.values(), "delivered")
-        read_after = Lowest.of(conv.members.values(), "read")
+        delivered_before, read_before = before
+        delivered_after, read_after = after = conv.lowest()
+        if (delivered_before.first, read_before.first) == (delivered_after.first,
+                                                           read_after.first):
+            # Every viewer but a sole holder of a lowest value sees that lowest value, and it
+            # did not move: only those holders and the mover can see anything new.
+            candidates = {mover, *(lowest.holder for lowest in before + after)}
+            viewers = viewers & candidates
         updates = []
         for v in viewers:
             viewer = conv.members.get(v)
@@ -253,20 +242,17 @@ class Engine:
         if old is None:
             self.add_conversation(record)
             return []
-        delivered_before = Lowest.of(old.members.values(), "delivered")
-        read_before = Lowest.of(old.members.values(), "read")
+        before = old.lowest()
         remaining = {m.user_id for m in record.members}
         for user_id in old.members.keys() - remaining:
             self.by_user.get(user_id, set()).discard(record.conversation_id)
         conv = self.add_conversation(record)
-        return self._changed_views(conv, delivered_before, read_before, None,
-                                   old.members.keys() & remaining)
+        return self._changed_views(conv, before, None, old.members.keys() & remaining)
 
     def status_for(self, user_id: str, conv: ConversationState) -> StatusUpdate:
-        delivered = Lowest.of(conv.members.values(), "delivered").excluding(user_id)
-        read = Lowest.of(conv.members.values(), "read").excluding(user_id)
-        return StatusUpdate(conv.conversation_id, conv.last_seq, delivered, read,
-                            conv.members[user_id].read)
+        delivered, read = conv.lowest()
+        return StatusUpdate(conv.conversation_id, conv.last_seq, delivered.excluding(user_id),
+                            read.excluding(user_id), conv.members[user_id].read)
 
     # --- catch-up -----------------------------------------------------------------------------
 

@@ -263,6 +263,39 @@ def test_marker_updates_go_to_exactly_the_members_whose_view_changed(
         assert set(viewers) == expected
 
 
+@SETTINGS
+@given(groups_and_moves(), st.data())
+def test_a_membership_change_updates_exactly_the_staying_members_whose_view_changed(
+        case: tuple[ConversationRecord, list[tuple[str, int, int]]], data: st.DataObject
+) -> None:
+    """The minima are kept as markers move (chatnode/lowest.py); a membership change swaps
+    the conversation for a new one, and its updates must match the rule all the same."""
+    record, moves = case
+    engine = engine_of(record)
+    for user_id, delivered, read in moves:
+        engine.apply_markers("c1", user_id, delivered, read)
+    conv = engine.conversations["c1"]
+    views_before = {uid: brute_view(conv, uid) for uid in conv.members}
+    remaining = [member(m.user_id, m.delivered, m.read, m.joined_seq)
+                 for m in conv.members.values()]
+    newcomers = [u for u in USERS if u not in conv.members]
+    if newcomers and data.draw(st.booleans()):
+        remaining.append(data.draw(member_records(data.draw(st.sampled_from(newcomers)),
+                                                  conv.last_seq)))
+    else:
+        gone = data.draw(st.sampled_from(sorted(conv.members)))
+        remaining = [m for m in remaining if m.user_id != gone]
+    updates = engine.replace_conversation(conversation("c1", conv.last_seq, remaining))
+    conv = engine.conversations["c1"]
+    expected = {uid for uid in views_before.keys() & conv.members.keys()
+                if brute_view(conv, uid) != views_before[uid]}
+    assert {viewer for viewer, _ in updates} == expected
+    for viewer, status in updates:
+        assert status == brute_status(conv, viewer)
+    for uid in conv.members:
+        assert engine.status_for(uid, conv) == brute_status(conv, uid)
+
+
 def test_direct_conversation_ticks_follow_the_other_member() -> None:
     engine = engine_of(conversation("c1", 4, [member("u0", 4, 4), member("u1", 1, 0)],
                                     kind="direct"))
