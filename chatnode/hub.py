@@ -4,6 +4,11 @@ Publishing never blocks and never waits on a socket: a frame is encoded once per
 each session's outbox, and a session whose outbox is full is closed with 4008 (it catches up on
 reconnect, so nothing is lost and nobody else slows down). While a session is catching up, its
 live frames are held and released after the catch-up, above what the catch-up sent.
+
+A `status_update` still waiting in an outbox is superseded by a newer one for the same
+conversation: markers are cumulative, so the newer says everything the older would have. A
+session that keeps up gets every one; one that falls behind a busy group gets the latest,
+instead of writing a stale one per acknowledgement.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Iterable
 import trio
 
 from .logs import fields
-from .protocol import Codec, Message, ServerFrame, encode
+from .protocol import Codec, Message, ServerFrame, StatusUpdate, encode
 
 log = logging.getLogger("chatnode.hub")
 
@@ -24,6 +29,19 @@ CLOSE_UNAUTHENTICATED = 4001
 CLOSE_TOO_SLOW = 4008
 
 Encoded = str | bytes
+
+
+class WaitingStatus:
+    """A status_update in an outbox, encoded only when the writer reaches it; `frame` is None
+    once a newer one for the same conversation has been queued behind it."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: StatusUpdate) -> None:
+        self.frame: StatusUpdate | None = frame
+
+
+Outgoing = Encoded | WaitingStatus
 
 # Sends one connection may have queued but not yet committed; past this its reader waits for
 # the writer, which slows only that client.
@@ -45,12 +63,13 @@ class Session:
         self.device_id = device_id
         self.codec: Codec = codec
         self.capacity = outbox_frames
-        self.outbox_send, self.outbox_receive = trio.open_memory_channel[Encoded](outbox_frames)
+        self.outbox_send, self.outbox_receive = trio.open_memory_channel[Outgoing](outbox_frames)
         self.holding = True
         self.held: list[ServerFrame] = []
         self.close_code: int | None = None
         self.cancel_scope = trio.CancelScope()
         self.send_slots = trio.Semaphore(MAX_SENDS_IN_FLIGHT)
+        self._waiting_status: dict[str, WaitingStatus] = {}
 
     def push(self, frame: ServerFrame, encoded: Encoded | None = None) -> None:
         """Queue a frame for this session without waiting; a full outbox closes it (4008)."""
@@ -64,7 +83,30 @@ class Session:
             return
         self._queue(encoded if encoded is not None else encode_for(frame, self.codec))
 
-    def _queue(self, data: Encoded) -> None:
+    def push_status(self, frame: StatusUpdate) -> None:
+        """Queue a status_update behind everything queued so far, superseding one for the same
+        conversation that is still waiting: it is dropped where it waits, never written."""
+        if self.close_code is not None or self.holding:
+            self.push(frame)
+            return
+        conversation_id = frame.conversation_id
+        older = self._waiting_status.get(conversation_id)
+        if older is not None:
+            older.frame = None
+        waiting = self._waiting_status[conversation_id] = WaitingStatus(frame)
+        self._queue(waiting)
+
+    def encoded(self, item: Outgoing) -> Encoded | None:
+        """What the writer sends for an outbox item; None for a superseded status_update."""
+        if not isinstance(item, WaitingStatus):
+            return item
+        frame = item.frame
+        if frame is None:
+            return None
+        del self._waiting_status[frame.conversation_id]
+        return encode_for(frame, self.codec)
+
+    def _queue(self, data: Outgoing) -> None:
         try:
             self.outbox_send.send_nowait(data)
         except trio.WouldBlock:
@@ -145,6 +187,11 @@ class Hub:
                 if data is None:
                     data = encoded[session.codec] = encode_for(frame, session.codec)
                 session.push(frame, data)
+
+    def publish_status(self, user_id: str, frame: StatusUpdate) -> None:
+        """A viewer's status_update, to each of their live sessions (see WaitingStatus)."""
+        for session in self._by_user.get(user_id, ()):
+            session.push_status(frame)
 
     def close_device(self, device_id: str, code: int) -> None:
         for sessions in list(self._by_user.values()):

@@ -24,6 +24,11 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10), registry=self.registry)
         self.outbox_overflows = Counter(
             "chatnode_outbox_overflows_total", "Sessions closed with 4008", registry=self.registry)
+        self.frames_out = Counter(
+            "chatnode_ws_frames_out_total", "WebSocket data frames written", registry=self.registry)
+        self.socket_writes = Counter(
+            "chatnode_ws_writes_total", "Socket writes carrying those frames (several frames"
+            " queued for one session go out in one write)", registry=self.registry)
         self.errors = Counter("chatnode_errors_total", "Error answers by code", ["code"],
                               registry=self.registry)
 

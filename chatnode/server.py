@@ -38,7 +38,7 @@ from .store import SqliteStore, now_ms
 from .store import sqlite as sql
 from .store.checkpoint import CHECKPOINT_EVERY_S
 from .timers import Timers
-from .web import hypercorn_fixes
+from .web import hypercorn_fixes, send_batch
 from .web.app import build_app
 
 log = logging.getLogger("chatnode")
@@ -141,6 +141,7 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     hc.bind = [f"{config.host}:{config.port}"]
     hc.websocket_max_message_size = config.limits.frame_bytes * HARD_FRAME_FACTOR
     hypercorn_fixes.install(hc.websocket_max_message_size)
+    send_batch.install()
     hc.graceful_timeout = 3
     # hypercorn closes a connection that has not sent a whole request's headers this long after
     # it opened (or after its last response): slowloris headers and silent sockets go.

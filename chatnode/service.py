@@ -180,7 +180,7 @@ class ChatService:
                 "delivered", seq=seq))
         updates = self.engine.apply_markers(conversation_id, user_id, seq, seq if read else 0)
         for viewer, status in updates:
-            self.hub.publish((viewer,), status)
+            self.hub.publish_status(viewer, status)
 
     # --- conversations ------------------------------------------------------------------------
 
@@ -253,7 +253,7 @@ class ChatService:
         conv = self.engine.conversations[record.conversation_id]
         self.hub.publish(audience, self.engine.conversation_frame(conv))
         for viewer, status in updates:
-            self.hub.publish((viewer,), status)
+            self.hub.publish_status(viewer, status)
 
     @staticmethod
     def _log_group_change(message: Message) -> None:

@@ -44,8 +44,13 @@ from ..protocol import (
     decode_client_frame,
 )
 from ..service import ChatService
+from . import send_batch
 
 log = logging.getLogger("chatnode.ws")
+
+# Frames written in one go at most: enough to make a busy session's writes cheap, few enough
+# that one write stays small (a few hundred KiB at the most) and other sessions get their turn.
+WRITE_BATCH = 64
 
 # Why a session ended, in words, for its "session closed" line.
 _CLOSE_REASONS = {CLOSE_GOING_AWAY: "node stopping", CLOSE_SILENT: "silent",
@@ -81,6 +86,7 @@ class WebSocketSession:
         self._sync: dict[str, int] | None = None
         self.frames_in = 0
         self.frames_out = 0
+        self.metrics = service.metrics
 
     async def run(self) -> None:
         self.codec, subprotocol = negotiate(self.websocket.scope.get("subprotocols", []))
@@ -217,16 +223,34 @@ class WebSocketSession:
                 raise ChatError(ErrorCode.INVALID, "already authenticated", ref="hello")
 
     async def _write(self, session: Session) -> None:
-        # Frames already queued are taken without a checkpoint each: sending one checkpoints.
+        """Drain the outbox: each round takes what is queued (up to WRITE_BATCH frames) without
+        a checkpoint per frame, and writes it to the socket at once where the server offers
+        it (web/send_batch.py)."""
         outbox = session.outbox_receive
+        batches = send_batch.offered(self.websocket.scope)
         with contextlib.suppress(trio.EndOfChannel):
             while True:
-                try:
-                    data = outbox.receive_nowait()
-                except trio.WouldBlock:
-                    data = await outbox.receive()
-                await self._send_raw(data)
-                self.frames_out += 1
+                frames = []
+                item = await outbox.receive()
+                while True:
+                    data = session.encoded(item)
+                    if data is not None:
+                        frames.append(data)
+                    if len(frames) == WRITE_BATCH:
+                        break
+                    try:
+                        item = outbox.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                if batches and len(frames) > 1:
+                    await self._send_event({"type": send_batch.SEND_BATCH, "frames": frames})
+                    self.metrics.socket_writes.inc()
+                else:
+                    for data in frames:
+                        await self._send_raw(data)
+                    self.metrics.socket_writes.inc(len(frames))
+                self.frames_out += len(frames)
+                self.metrics.frames_out.inc(len(frames))
 
     async def _send_now(self, frame: ServerFrame) -> None:
         await self._send_raw(encode_for(frame, self.codec))

@@ -2,12 +2,14 @@
 
 import uuid
 
+import httpx
 import msgpack
 import trio
 
 from chatnode.client import connect
 
-from ..conftest import Node, User, new_device, of_type
+from ..conftest import Node, User, new_device, new_user, of_type
+from .test_rest import metric
 
 
 async def test_sender_gets_sent_and_its_other_devices_get_the_message(
@@ -176,3 +178,24 @@ async def test_a_reply_moves_no_tick_by_itself_the_next_status_update_carries_it
         status, _ = await a.until_type("status_update")
         assert (status["last_delivered_seq"], status["last_read_seq"]) == (reply["seq"],) * 2
         assert status["my_read_seq"] == reply["seq"]
+
+
+async def test_a_backlog_goes_out_several_frames_per_socket_write(own_node: Node) -> None:
+    """The catch-up of 40 messages arrives whole and in order on both codecs, and the node
+    wrote frames queued together in one write (web/send_batch.py), as /metrics counts."""
+    node = own_node.start()
+    alice, bob = await new_user(node, "alice"), await new_user(node, "bob")
+    cid = (await alice.rest.direct(bob.user_id))["conversation_id"]
+    for i in range(40):
+        await alice.rest.send(cid, f"m{i}")
+    for codec in ("json", "msgpack"):
+        async with connect(node.url, bob.token, codec=codec) as (_, frames):
+            assert [m["body"] for m in of_type(frames, "message")] == [
+                f"m{i}" for i in range(40)]
+    async with httpx.AsyncClient(base_url=node.url) as http:
+        text = (await http.get("/metrics")).text
+    frames_out = metric(text, "chatnode_ws_frames_out_total")
+    writes = metric(text, "chatnode_ws_writes_total")
+    assert frames_out >= 2 * 40 and writes < frames_out / 4
+    await alice.rest.aclose()
+    await bob.rest.aclose()

@@ -1,9 +1,11 @@
+import json
+
 import pytest
 import trio
 
 from chatnode import hub as hub_module
 from chatnode.hub import CLOSE_TOO_SLOW, Hub, Session
-from chatnode.protocol import Message, encode
+from chatnode.protocol import Message, StatusUpdate, encode
 
 
 def live_session(user_id: str, codec: str, capacity: int = 8) -> Session:
@@ -68,3 +70,37 @@ async def test_a_catch_up_that_filled_the_outbox_still_releases_what_it_held() -
             received.append(await session.outbox_receive.receive())
     assert ['"seq":5' in r for r in received] == [False, False, True]
     assert not session.holding and session.close_code is None
+
+
+def drain(session: Session) -> list[str | bytes]:
+    """What the session's writer would send, in order."""
+    sent = []
+    while True:
+        try:
+            item = session.outbox_receive.receive_nowait()
+        except trio.WouldBlock:
+            return sent
+        data = session.encoded(item)
+        if data is not None:
+            sent.append(data)
+
+
+async def test_a_waiting_status_update_is_superseded_by_a_newer_one_behind_the_rest() -> None:
+    hub = Hub()
+    session = live_session("u", "json")
+    hub.register(session)
+    hub.publish_status("u", StatusUpdate("c", 1, 1, 0, 0))
+    hub.publish_status("u", StatusUpdate("other", 5, 5, 5, 5))
+    hub.publish(["u"], Message("c", 2, "x", "m2", "text", "hi", 0))
+    hub.publish_status("u", StatusUpdate("c", 2, 2, 1, 0))
+
+    frames = [json.loads(data) for data in drain(session)]
+    # c's first status is gone; the newer one comes after the message it counts
+    assert [(f["type"], f["conversation_id"]) for f in frames] == [
+        ("status_update", "other"), ("message", "c"), ("status_update", "c")]
+    assert frames[2]["last_delivered_seq"] == 2
+
+    # once written, the next one is queued and written again: a session that keeps up
+    # gets every status_update
+    hub.publish_status("u", StatusUpdate("c", 2, 2, 2, 0))
+    assert [json.loads(data)["last_read_seq"] for data in drain(session)] == [2]
