@@ -13,6 +13,7 @@ from .protocol import (
     ChatError,
     ErrorCode,
     LoginRequest,
+    Me,
     RegisterRequest,
     UserInfo,
 )
@@ -95,6 +96,11 @@ class Accounts:
         if user is None or user.disabled:
             raise ChatError(ErrorCode.NOT_FOUND, f"no user named {username!r}")
         return UserInfo(user.user_id, user.username, user.display_name)
+
+    async def me(self, user_id: str) -> Me:
+        user = await self.user_by_id(user_id)
+        preview = await self.store.read(sql.push_preview_of, user_id)
+        return Me(user.user_id, user.username, user.display_name, preview)
 
     async def user_by_id(self, user_id: str) -> UserInfo:
         user = await self.store.read(sql.user_by_id, user_id)

@@ -1,7 +1,8 @@
 """One typed configuration: defaults < config.toml < CHATNODE_* environment < command-line flags.
 
 Every setting is documented in config.example.toml. Environment names are the setting's path in
-upper case: `port` is CHATNODE_PORT, `[limits] frame_bytes` is CHATNODE_LIMITS_FRAME_BYTES.
+upper case: `port` is CHATNODE_PORT, `[limits] frame_bytes` is CHATNODE_LIMITS_FRAME_BYTES,
+`[push] allow_http` is CHATNODE_PUSH_ALLOW_HTTP.
 """
 
 from __future__ import annotations
@@ -33,6 +34,25 @@ class Limits(Struct, forbid_unknown_fields=True):
     unread_timeout_s: PositiveInt = 60
 
 
+class Push(Struct, forbid_unknown_fields=True):
+    enabled: bool = True
+    # Who runs this node, for push services to reach (the VAPID `sub` claim of RFC 8292).
+    contact: str = "mailto:admin@chatnode.invalid"
+    # Messages to one device in one conversation within this window make one notification.
+    coalesce_ms: Annotated[int, Meta(ge=0, le=60_000)] = 1500
+    # Notifications waiting or being sent at once; past this new ones are dropped (counted).
+    queue: PositiveInt = 2000
+    # Requests to push services at once.
+    concurrency: PositiveInt = 8
+    timeout_s: Annotated[float, Meta(gt=0, le=120)] = 10
+    # Attempts per notification on a timeout, 429 or 5xx, with backoff between them.
+    attempts: Annotated[int, Meta(ge=1, le=10)] = 4
+    # How long a push service keeps a notification for a device that is off (the TTL header).
+    ttl_s: Annotated[int, Meta(ge=0)] = 86_400
+    # Plain http:// endpoints, for an ntfy or UnifiedPush server on your own network.
+    allow_http: bool = False
+
+
 class Config(Struct, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8420
@@ -53,6 +73,7 @@ class Config(Struct, forbid_unknown_fields=True):
     # directly, and the header, which anyone can send, is ignored.
     proxy_hops: Annotated[int, Meta(ge=0, le=10)] = 0
     limits: Limits = msgspec.field(default_factory=Limits)
+    push: Push = msgspec.field(default_factory=Push)
 
 
 class ConfigError(Exception):
@@ -61,12 +82,13 @@ class ConfigError(Exception):
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
+    sections: dict[str, type[Struct]] = {"limits": Limits, "push": Push}
     for name in Config.__struct_fields__:
-        if name == "limits":
-            for limit in Limits.__struct_fields__:
-                value = environ.get(f"CHATNODE_LIMITS_{limit.upper()}")
+        if name in sections:
+            for field in sections[name].__struct_fields__:
+                value = environ.get(f"CHATNODE_{name.upper()}_{field.upper()}")
                 if value is not None:
-                    overrides.setdefault("limits", {})[limit] = value
+                    overrides.setdefault(name, {})[field] = value
             continue
         value = environ.get(f"CHATNODE_{name.upper()}")
         if value is not None:

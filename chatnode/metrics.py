@@ -32,6 +32,22 @@ class Metrics:
         self.errors = Counter("chatnode_errors_total", "Error answers by code", ["code"],
                               registry=self.registry)
 
+        self.push_sent = Counter("chatnode_push_sent_total",
+                                 "Notifications a push service accepted, by kind", ["kind"],
+                                 registry=self.registry)
+        self.push_failed = Counter(
+            "chatnode_push_failed_total", "Notifications given up on after their attempts, by"
+            " kind (`error`: a fault of the node's own)", ["kind"], registry=self.registry)
+        self.push_removed = Counter(
+            "chatnode_push_targets_removed_total", "Push targets removed because their push"
+            " service said gone (404, 410)", registry=self.registry)
+        self.push_dropped = Counter(
+            "chatnode_push_dropped_total", "Wake-ups dropped because the push queue was full",
+            registry=self.registry)
+        self.push_waiting = Gauge(
+            "chatnode_push_queued", "Wake-ups waiting in their window or being sent",
+            registry=self.registry)
+
         self.checkpoints = Counter(
             "chatnode_wal_checkpoints_total", "WAL checkpoints run off the send path",
             registry=self.registry)

@@ -315,6 +315,58 @@ class FoldedHistoryPage(Struct):
     has_more: bool
 
 
+PushPreview = Literal["full", "sender", "none"]
+Base64Url = Annotated[str, Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]+=*$")]
+PushEndpoint = Annotated[str, Meta(min_length=1, max_length=2048)]
+
+
+class WebPushKeys(Struct):
+    p256dh: Base64Url
+    auth: Base64Url
+
+
+class WebPushTarget(Struct, tag_field="kind", tag="webpush"):
+    """What `PushSubscription.toJSON()` gives in a browser, with `kind` added."""
+
+    endpoint: PushEndpoint
+    keys: WebPushKeys
+    expirationTime: float | None = None
+
+
+class UnifiedPushTarget(Struct, tag_field="kind", tag="unifiedpush"):
+    """A UnifiedPush endpoint, or an ntfy topic URL: the node POSTs each notification to it."""
+
+    endpoint: PushEndpoint
+
+
+PushTargetRequest = WebPushTarget | UnifiedPushTarget
+
+
+class PushTargetInfo(Struct):
+    kind: str
+    endpoint: str
+
+
+class PushKey(Struct):
+    """The node's VAPID public key (RFC 8292): a browser's `applicationServerKey`."""
+
+    vapid_public_key: str
+
+
+class Me(Struct):
+    user_id: str
+    username: str
+    display_name: str
+    push_preview: str
+
+
+class MeUpdate(Struct, forbid_unknown_fields=True):
+    """How much a push may say: the message (`full`), who wrote (`sender`), or nothing but
+    that there is a new message (`none`): push services and lock screens see what it says."""
+
+    push_preview: PushPreview
+
+
 class EmptyResponse(Struct, forbid_unknown_fields=True):
     """`{}`: the answer to logout, and to leaving a group (the leaver no longer sees it)."""
 
@@ -423,7 +475,7 @@ REST_BODIES = (
     RegisterRequest, LoginRequest, AuthResponse, UserInfo, CreateConversationRequest,
     AddMemberRequest, SetRoleRequest, RenameRequest, SendRequest, ConversationInfo,
     ConversationList, HistoryPage, FoldedHistoryPage, MediaInfo, EmptyResponse, HealthStatus,
-    ErrorResponse,
+    ErrorResponse, Me, MeUpdate, WebPushTarget, UnifiedPushTarget, PushTargetInfo, PushKey,
 )
 
 

@@ -32,6 +32,8 @@ from .logs import fields
 from .media import MediaFiles
 from .metrics import Metrics
 from .presence import PresenceTracker
+from .push.dispatcher import PushDispatcher
+from .push.vapid import VapidIdentity
 from .ratelimit import RateLimiter
 from .service import ChatService
 from .store import SqliteStore, now_ms
@@ -172,9 +174,14 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
             save_last_seen=lambda user_id, ts: store.submit(sql.set_last_seen, user_id, ts))
         rate = RateLimiter(config.limits.send_per_second, config.limits.send_burst,
                            name="send")
+        push = None
+        if config.push.enabled:
+            push = PushDispatcher(config.push, store, engine, hub, timers, metrics,
+                                  VapidIdentity.load_or_create(data_dir, config.push.contact),
+                                  store.load_push_users())
         service = ChatService(store, engine, hub, metrics, presence, rate,
                               heartbeat_s=config.heartbeat_s,
-                              group_members=config.limits.group_members)
+                              group_members=config.limits.group_members, push=push)
         login_rate = RateLimiter(config.limits.login_per_minute / 60,
                                  max(1, int(config.limits.login_per_minute)), name="login")
         accounts = Accounts(store, registration_open=config.registration == "open",
@@ -195,6 +202,8 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
                     background.start_soon(timers.run)
                     background.start_soon(sweep_media, store, media)
                     background.start_soon(checkpoint_wal, store, metrics)
+                    if push is not None:
+                        await background.start(push.run)
                     async with trio.open_nursery() as nursery:
                         binds = await nursery.start(partial(
                             hypercorn.trio.serve, app, hypercorn_config(config),

@@ -32,6 +32,7 @@ from .protocol import (
     Synced,
     Welcome,
 )
+from .push.dispatcher import PushDispatcher
 from .ratelimit import RateLimiter
 from .store import Job, SqliteStore, StoreUnavailable, now_ms
 from .store import sqlite as sql
@@ -50,7 +51,7 @@ HISTORY_MAX_LIMIT = 200
 class ChatService:
     def __init__(self, store: SqliteStore, engine: Engine, hub: Hub, metrics: Metrics,
                  presence: PresenceTracker, rate: RateLimiter, *, heartbeat_s: int,
-                 group_members: int) -> None:
+                 group_members: int, push: PushDispatcher | None = None) -> None:
         self.store = store
         self.engine = engine
         self.hub = hub
@@ -59,6 +60,7 @@ class ChatService:
         self.rate = rate
         self.heartbeat_s = heartbeat_s
         self.group_members = group_members
+        self.push = push
 
     # --- sessions -----------------------------------------------------------------------------
 
@@ -134,6 +136,8 @@ class ChatService:
             self.presence.message_sent(message.sender_id, message.conversation_id)
             recipients = self.engine.apply_message(message)
             self.hub.publish(recipients, message, exclude=origin)
+            if self.push is not None:
+                self.push.message_committed(message, recipients)
         if origin is not None:
             origin.push(Sent(message.conversation_id, message.client_msg_id, message.seq,
                              message.ts))
@@ -181,6 +185,8 @@ class ChatService:
         updates = self.engine.apply_markers(conversation_id, user_id, seq, seq if read else 0)
         for viewer, status in updates:
             self.hub.publish_status(viewer, status)
+        if read and self.push is not None:
+            self.push.read_moved(user_id, conversation_id)
 
     # --- conversations ------------------------------------------------------------------------
 

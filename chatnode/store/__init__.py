@@ -1,6 +1,13 @@
 """The store: the log, the markers, users and devices. Every SQL statement lives here."""
 
-from .records import CatchupRange, ConversationRecord, DeviceAuth, MemberRecord, UserRecord
+from .records import (
+    CatchupRange,
+    ConversationRecord,
+    DeviceAuth,
+    MemberRecord,
+    PushTargetRecord,
+    UserRecord,
+)
 from .sqlite import SqliteStore, now_ms
 from .writer import Job, StoreUnavailable
 
@@ -10,6 +17,7 @@ __all__ = [
     "DeviceAuth",
     "Job",
     "MemberRecord",
+    "PushTargetRecord",
     "SqliteStore",
     "StoreUnavailable",
     "UserRecord",

@@ -27,6 +27,18 @@ class DeviceAuth(Struct):
     disabled: bool
 
 
+class PushTargetRecord(Struct):
+    """Where one device is woken: a Web Push subscription (with the browser's p256dh key and
+    auth secret) or a UnifiedPush / ntfy endpoint."""
+
+    device_id: str
+    user_id: str
+    kind: str
+    endpoint: str
+    p256dh: str | None
+    auth: str | None
+
+
 class MemberRecord(Struct):
     user_id: str
     role: str

@@ -23,11 +23,36 @@ import trio
 from ..protocol import ChatError, ErrorCode, Message
 from . import checkpoint as wal
 from .checkpoint import WAL_SIZE_LIMIT_BYTES, CheckpointResult, tune_write_connection
-from .records import CatchupRange, ConversationRecord, DeviceAuth, MemberRecord, UserRecord
+from .records import (
+    CatchupRange,
+    ConversationRecord,
+    DeviceAuth,
+    MemberRecord,
+    PushTargetRecord,
+    UserRecord,
+)
 from .writer import GroupCommitWriter, Job
 
 DB_FILE = "chatnode.db"
-SCHEMA_VERSION = 1
+# Each entry takes the schema one version further (from 1 to 2, 2 to 3, …); schema.sql is
+# version 1. A data directory is migrated when the node opens it, each step in a transaction.
+MIGRATIONS = [
+    # 2: where to wake each device (one push target per device), and how much a push may say.
+    """
+    CREATE TABLE push_targets (
+        device_id  TEXT PRIMARY KEY REFERENCES devices (device_id),
+        user_id    TEXT NOT NULL REFERENCES users (user_id),
+        kind       TEXT NOT NULL CHECK (kind IN ('webpush', 'unifiedpush')),
+        endpoint   TEXT NOT NULL,
+        p256dh     TEXT,                             -- webpush: the browser's key and secret
+        auth       TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX push_targets_by_user ON push_targets (user_id);
+    ALTER TABLE users ADD COLUMN push_preview TEXT NOT NULL DEFAULT 'full';
+    """,
+]
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
 READ_CHUNK_ROWS = 1000
 Durability = Literal["full", "normal"]
 
@@ -73,6 +98,10 @@ def migrate(conn: sqlite3.Connection) -> None:
     if version == 0:
         schema = resources.files("chatnode.store").joinpath("schema.sql").read_text()
         conn.executescript(f"BEGIN IMMEDIATE; {schema}; PRAGMA user_version = 1; COMMIT;")
+        version = 1
+    for step in range(version, SCHEMA_VERSION):
+        conn.executescript(
+            f"BEGIN IMMEDIATE; {MIGRATIONS[step - 1]}; PRAGMA user_version = {step + 1}; COMMIT;")
 
 
 def open_database(data_dir: Path, durability: Durability = "full") -> sqlite3.Connection:
@@ -172,6 +201,77 @@ def revoke_device(conn: sqlite3.Connection, device_id: str) -> None:
         "UPDATE devices SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL",
         (now_ms(), device_id),
     )
+    conn.execute("DELETE FROM push_targets WHERE device_id = ?", (device_id,))
+
+
+# --- push targets ----------------------------------------------------------------------------
+
+_TARGET_COLUMNS = "t.device_id, t.user_id, t.kind, t.endpoint, t.p256dh, t.auth"
+
+
+def set_push_target(conn: sqlite3.Connection, device_id: str, user_id: str, kind: str,
+                    endpoint: str, p256dh: str | None, auth: str | None) -> None:
+    """The device's one push target, replacing any it had. An endpoint is one browser or app:
+    if another login had registered it, that registration is dropped, so a browser shared by
+    two accounts in turn wakes only the one logged in now."""
+    conn.execute("DELETE FROM push_targets WHERE endpoint = ? AND device_id != ?",
+                 (endpoint, device_id))
+    conn.execute(
+        "INSERT INTO push_targets (device_id, user_id, kind, endpoint, p256dh, auth, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET kind = excluded.kind,"
+        " endpoint = excluded.endpoint, p256dh = excluded.p256dh, auth = excluded.auth,"
+        " created_at = excluded.created_at",
+        (device_id, user_id, kind, endpoint, p256dh, auth, now_ms()),
+    )
+
+
+def delete_push_target(conn: sqlite3.Connection, device_id: str) -> None:
+    conn.execute("DELETE FROM push_targets WHERE device_id = ?", (device_id,))
+
+
+def remove_gone_push_target(conn: sqlite3.Connection, device_id: str, endpoint: str) -> bool:
+    """Drop a target its push service says is gone, unless the device replaced it meanwhile."""
+    return conn.execute("DELETE FROM push_targets WHERE device_id = ? AND endpoint = ?",
+                        (device_id, endpoint)).rowcount == 1
+
+
+def push_target_of(conn: sqlite3.Connection, device_id: str) -> PushTargetRecord | None:
+    row = conn.execute(f"SELECT {_TARGET_COLUMNS} FROM push_targets AS t WHERE device_id = ?",
+                       (device_id,)).fetchone()
+    return None if row is None else PushTargetRecord(*row)
+
+
+def push_targets_of(conn: sqlite3.Connection, user_id: str) -> list[PushTargetRecord]:
+    """Where to wake a user: the targets of their live logins; none if the user is disabled."""
+    rows = conn.execute(
+        f"SELECT {_TARGET_COLUMNS} FROM push_targets AS t JOIN devices AS d USING (device_id)"
+        " JOIN users AS u ON u.user_id = t.user_id WHERE t.user_id = ?"
+        " AND d.revoked_at IS NULL AND u.disabled = 0 ORDER BY t.device_id", (user_id,))
+    return [PushTargetRecord(*row) for row in rows]
+
+
+def users_with_push_targets(conn: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT DISTINCT user_id FROM push_targets")}
+
+
+def push_preview_of(conn: sqlite3.Connection, user_id: str) -> str:
+    row = conn.execute("SELECT push_preview FROM users WHERE user_id = ?",
+                       (user_id,)).fetchone()
+    return "full" if row is None else row[0]
+
+
+def push_context(conn: sqlite3.Connection, user_id: str, sender_id: str
+                 ) -> tuple[list[PushTargetRecord], str, str]:
+    """What one notification to `user_id` needs: their targets, their push_preview, and the
+    sender's display name."""
+    row = conn.execute("SELECT display_name FROM users WHERE user_id = ?",
+                       (sender_id,)).fetchone()
+    return (push_targets_of(conn, user_id), push_preview_of(conn, user_id),
+            sender_id if row is None else row[0])
+
+
+def set_push_preview(conn: sqlite3.Connection, user_id: str, preview: str) -> None:
+    conn.execute("UPDATE users SET push_preview = ? WHERE user_id = ?", (preview, user_id))
 
 
 def users_info(conn: sqlite3.Connection, user_ids: Iterable[str]) -> dict[str, UserRecord]:
@@ -689,3 +789,7 @@ class SqliteStore:
     def load_conversations(self) -> list[ConversationRecord]:
         """Synchronous: used once at start, before anything is served."""
         return all_conversations(self._write_conn)
+
+    def load_push_users(self) -> set[str]:
+        """Synchronous, like load_conversations: who has a push target at start."""
+        return users_with_push_targets(self._write_conn)

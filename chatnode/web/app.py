@@ -21,7 +21,8 @@ from ..service import ChatService
 from ..store import StoreUnavailable
 from .access import AccessLog
 from .early_answer import DrainWhileAnswering
-from .rest import Api, json_response
+from .responses import json_response
+from .rest import Api
 from .shell import AppShell
 from .ws import WebSocketSession
 

@@ -29,14 +29,20 @@ from ..protocol import (
     HealthStatus,
     HistoryPage,
     LoginRequest,
+    Me,
     MediaInfo,
+    MeUpdate,
+    PushKey,
+    PushTargetInfo,
     RegisterRequest,
     RenameRequest,
     SendRequest,
     Sent,
     Seq,
     SetRoleRequest,
+    UnifiedPushTarget,
     UserInfo,
+    WebPushTarget,
 )
 from ..service import HISTORY_MAX_LIMIT
 
@@ -102,7 +108,28 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", f"{V1}/logout"): Operation(
         "Revoke this token; the device's live sessions are closed",
         {200: EmptyResponse}, (*_AUTH, *_WRITES)),
-    ("GET", f"{V1}/me"): Operation("Who this token belongs to", {200: UserInfo}, _AUTH),
+    ("GET", f"{V1}/me"): Operation("Who this token belongs to", {200: Me}, _AUTH),
+    ("PATCH", f"{V1}/me"): Operation(
+        "Choose how much a push notification may say", {200: Me},
+        (*_AUTH, *_JSON_BODY, *_WRITES), body=MeUpdate,
+        description="`full`: the sender and the message; `sender`: only who wrote; `none`:"
+                    " only that a message came. Push services and lock screens see it."),
+    ("GET", f"{V1}/push/key"): Operation(
+        "The node's VAPID public key, a browser's applicationServerKey", {200: PushKey},
+        (404,), auth=False, description="404 when push is turned off (`[push] enabled`)."),
+    ("GET", f"{V1}/devices/me/push"): Operation(
+        "This device's push target", {200: PushTargetInfo}, (*_AUTH, 404)),
+    ("PUT", f"{V1}/devices/me/push"): Operation(
+        "Set this device's push target, replacing any it had", {200: PushTargetInfo},
+        (*_AUTH, *_JSON_BODY, 404, *_WRITES), body=(WebPushTarget, UnifiedPushTarget),
+        description="A Web Push subscription (`PushSubscription.toJSON()` with `kind`"
+                    " `webpush`) or a UnifiedPush / ntfy endpoint (`kind` `unifiedpush`). The"
+                    " endpoint must be https:// (http:// too with `[push] allow_http`); a Web"
+                    " Push `p256dh` must be a P-256 key and `auth` 16 bytes, or 400. 404 when"
+                    " push is turned off."),
+    ("DELETE", f"{V1}/devices/me/push"): Operation(
+        "Remove this device's push target (logging out does too)", {200: EmptyResponse},
+        (*_AUTH, *_WRITES)),
     ("GET", f"{V1}/users/by-id/{{user_id}}"): Operation(
         "Who a user id is", {200: UserInfo}, (*_AUTH, 404)),
     ("GET", f"{V1}/users/{{username}}"): Operation(

@@ -30,6 +30,7 @@ from ..protocol import (
     HealthStatus,
     LoginRequest,
     MediaInfo,
+    MeUpdate,
     RegisterRequest,
     RenameRequest,
     Send,
@@ -45,12 +46,10 @@ from ..store import DeviceAuth
 from ..store import sqlite as sql
 from .openapi import openapi_document
 from .paced import paced
+from .push_api import PushApi
+from .responses import json_response
 
 HEALTH_TIMEOUT_S = 5
-
-
-def json_response(value: Any, status: int = 200) -> Response:
-    return Response(encode_json(value), status_code=status, media_type="application/json")
 
 
 class Api:
@@ -89,6 +88,8 @@ class Api:
             Route(f"{v1}/media/{{media_id}}", self.download, methods=["GET"]),
             Route(f"{v1}/schema.json", self.schema, methods=["GET"]),
             Route(f"{v1}/openapi.json", self.openapi, methods=["GET"]),
+            *PushApi(self).routes(v1),
+            Route(f"{v1}/me", self.update_me, methods=["PATCH"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
         ]
@@ -153,7 +154,13 @@ class Api:
 
     async def me(self, request: Request) -> Response:
         device = await self._device(request)
-        return json_response(await self.accounts.user_by_id(device.user_id))
+        return json_response(await self.accounts.me(device.user_id))
+
+    async def update_me(self, request: Request) -> Response:
+        device = await self._device(request)
+        body = await self._body(request, MeUpdate)
+        await self.service.store.write(sql.set_push_preview, device.user_id, body.push_preview)
+        return json_response(await self.accounts.me(device.user_id))
 
     async def user(self, request: Request) -> Response:
         await self._device(request)

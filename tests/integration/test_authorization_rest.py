@@ -91,6 +91,16 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", f"{V1}/login"): Public("how a token is had"),
     ("POST", f"{V1}/logout"): Own("revokes the caller's own token", PLAIN),
     ("GET", f"{V1}/me"): Own("the caller's own account", PLAIN),
+    ("PATCH", f"{V1}/me"): Own("the caller's own push preview setting",
+                               just(Attempt(body={"push_preview": "none"}))),
+    ("GET", f"{V1}/push/key"): Public("the node's VAPID public key: a browser needs it to"
+                                      " subscribe, and it is public by design (RFC 8292)"),
+    ("GET", f"{V1}/devices/me/push"): Own("the calling device's own push target", PLAIN),
+    ("PUT", f"{V1}/devices/me/push"): Own(
+        "sets the calling device's own push target",
+        just(Attempt(body={"kind": "unifiedpush", "endpoint": "https://ntfy.example/x"}))),
+    ("DELETE", f"{V1}/devices/me/push"): Own("removes the calling device's own push target",
+                                             PLAIN),
     ("GET", f"{V1}/users/by-id/{{user_id}}"): Directory(
         "names for the ids frames carry", lambda w, a: [Attempt({"user_id": w.alice.user_id})]),
     ("GET", f"{V1}/users/{{username}}"): Directory(

@@ -7,6 +7,7 @@ import itertools
 import math
 import sqlite3
 import threading
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -522,3 +523,24 @@ async def test_commits_never_checkpoint_and_the_wal_stays_bounded(tmp_path: Path
     assert [seq for seq, _ in await store.read(log_of, record.conversation_id)] == list(
         range(1, last + 1))
     await store.close()
+
+
+def test_a_version_1_data_directory_is_migrated_and_keeps_its_users(tmp_path: Path) -> None:
+    """A node from before push opens its old data: each user gets push_preview `full`, and the
+    push_targets table appears, in one step per version."""
+    conn = sqlite3.connect(tmp_path / sql.DB_FILE, isolation_level=None)
+    schema = resources.files("chatnode.store").joinpath("schema.sql").read_text()
+    conn.executescript(f"BEGIN; {schema}; PRAGMA user_version = 1; COMMIT;")
+    conn.execute("INSERT INTO users (user_id, username, display_name, password_hash,"
+                 " created_at) VALUES ('u_old', 'old', 'Old', 'x', 0)")
+    conn.close()
+
+    conn = sql.open_database(tmp_path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (sql.SCHEMA_VERSION,)
+    assert sql.push_preview_of(conn, "u_old") == "full"
+    assert sql.push_targets_of(conn, "u_old") == []
+    assert sql.user_by_id(conn, "u_old") is not None
+    conn.close()
+    conn = sql.open_database(tmp_path)  # opening again migrates nothing
+    assert conn.execute("PRAGMA user_version").fetchone() == (sql.SCHEMA_VERSION,)
+    conn.close()

@@ -1,0 +1,1 @@
+"""Waking devices that are not connected: Web Push and UnifiedPush / ntfy notifications."""

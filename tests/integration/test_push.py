@@ -1,0 +1,376 @@
+"""Push notifications through a real node to real push receivers on loopback (tests/push_receiver):
+a Web Push service over https that decrypts what it gets as the browser would, and a
+UnifiedPush / ntfy server over http that records the POSTs."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import stat
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import trio
+import trustme
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from chatnode.client import RestClient, connect
+
+from ..conftest import Node, User, new_device, new_user
+from ..push_receiver import PushReceiver, b64url_decode, push_receiver
+from .test_rest import metric
+
+WINDOW_MS = 300
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture
+def webpush(ca: trustme.CA) -> Iterator[PushReceiver]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    with push_receiver(context) as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def ntfy() -> Iterator[PushReceiver]:
+    with push_receiver() as receiver:
+        yield receiver
+
+
+def push_node(tmp_path: Path, ca_file: Path, **settings: str) -> Node:
+    """A node that trusts the receivers' CA, with a short coalescing window."""
+    env = {"SSL_CERT_FILE": str(ca_file), "CHATNODE_PUSH_COALESCE_MS": str(WINDOW_MS),
+           **{f"CHATNODE_PUSH_{k.upper()}": v for k, v in settings.items()}}
+    return Node(tmp_path / "data", env=env)
+
+
+@pytest.fixture
+async def node(tmp_path: Path, ca_file: Path) -> AsyncIterator[Node]:
+    n = push_node(tmp_path, ca_file, allow_http="true").start()
+    yield n
+    n.stop()
+
+
+async def pair(node: Node) -> tuple[User, User, str]:
+    alice, bob = await new_user(node, "alice"), await new_user(node, "bob")
+    cid = (await alice.rest.direct(bob.user_id))["conversation_id"]
+    return alice, bob, cid
+
+
+async def register(user: User, target: dict) -> dict:
+    return await user.rest.request("PUT", "/api/v1/devices/me/push", target)
+
+
+# --- registration -----------------------------------------------------------------------------
+
+async def test_the_vapid_key_is_served_kept_private_and_survives_a_restart(
+        tmp_path: Path, ca_file: Path) -> None:
+    node = push_node(tmp_path, ca_file).start()
+    async with RestClient(node.url) as anyone:
+        first = (await anyone.request("GET", "/api/v1/push/key"))["vapid_public_key"]
+    raw = b64url_decode(first)
+    assert len(raw) == 65 and raw[0] == 4  # an uncompressed P-256 point
+    node.stop()
+    key_file = tmp_path / "data" / "vapid_private.pem"
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    node.start()
+    async with RestClient(node.url) as anyone:
+        assert (await anyone.request("GET", "/api/v1/push/key"))["vapid_public_key"] == first
+    node.stop()
+
+
+async def test_a_device_sets_replaces_and_removes_its_target_and_logout_removes_it(
+        node: Node, webpush: PushReceiver) -> None:
+    alice = await new_user(node, "alice")
+    assert (await alice.rest.call("GET", "/api/v1/devices/me/push"))[0] == 404
+    subscription = webpush.subscription()
+    assert await register(alice, subscription) == {"kind": "webpush",
+                                                   "endpoint": subscription["endpoint"]}
+    ntfy_target = {"kind": "unifiedpush", "endpoint": "https://ntfy.example/upAbC?up=1"}
+    await register(alice, ntfy_target)
+    assert await alice.rest.request("GET", "/api/v1/devices/me/push") == ntfy_target
+    assert await alice.rest.request("DELETE", "/api/v1/devices/me/push") == {}
+    assert (await alice.rest.call("GET", "/api/v1/devices/me/push"))[0] == 404
+    assert await alice.rest.request("DELETE", "/api/v1/devices/me/push") == {}  # idempotent
+
+    await register(alice, subscription)
+    laptop = await new_device(node, alice)
+    await laptop.rest.request("POST", "/api/v1/logout")
+    assert await alice.rest.request("GET", "/api/v1/devices/me/push") == {
+        "kind": "webpush", "endpoint": subscription["endpoint"]}  # another device's logout
+    await alice.rest.request("POST", "/api/v1/logout")
+    relogin = await new_device(node, alice)
+    assert (await relogin.rest.call("GET", "/api/v1/devices/me/push"))[0] == 404
+    for user in (alice, laptop, relogin):
+        await user.rest.aclose()
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ({"kind": "carrier-pigeon", "endpoint": "https://x.example"}, ""),
+    ({"kind": "unifiedpush"}, "endpoint"),
+    ({"kind": "unifiedpush", "endpoint": "ftp://x.example/t"}, "https://"),
+    ({"kind": "webpush", "endpoint": "https://x.example/t"}, "keys"),
+    ({"kind": "webpush", "endpoint": "https://x.example/t",
+      "keys": {"p256dh": "AAAA", "auth": "AAAAAAAAAAAAAAAAAAAAAA"}}, "P-256"),
+])
+async def test_a_bad_target_is_refused_and_changes_nothing(node: Node, body: dict,
+                                                           says: str) -> None:
+    alice = await new_user(node, "alice")
+    kept = {"kind": "unifiedpush", "endpoint": "https://ntfy.example/kept"}
+    await register(alice, kept)
+    status, answer = await alice.rest.call("PUT", "/api/v1/devices/me/push", body)
+    assert status == 400 and answer["error"]["code"] in ("invalid", "bad_frame")
+    assert says in answer["error"]["message"]
+    assert await alice.rest.request("GET", "/api/v1/devices/me/push") == kept
+    await alice.rest.aclose()
+
+
+async def test_https_is_required_unless_allowed(tmp_path: Path, ca_file: Path) -> None:
+    node = push_node(tmp_path, ca_file).start()
+    alice = await new_user(node, "alice")
+    status, answer = await alice.rest.call("PUT", "/api/v1/devices/me/push", {
+        "kind": "unifiedpush", "endpoint": "http://192.168.1.5/topic"})
+    assert status == 400 and "https://" in answer["error"]["message"]
+    await alice.rest.aclose()
+    node.stop()
+
+
+# --- waking -----------------------------------------------------------------------------------
+
+async def test_a_burst_of_ten_makes_one_web_push_with_the_last_preview(
+        node: Node, webpush: PushReceiver) -> None:
+    alice, bob, cid = await pair(node)
+    await register(bob, webpush.subscription())
+    for i in range(10):
+        await alice.rest.send(cid, f"message {i}")
+    (shown,) = await webpush.wait_for(1)
+    await trio.sleep(3 * WINDOW_MS / 1000)
+    assert len(webpush.payloads()) == 1, "ten messages in one window, one notification"
+    assert shown == {"type": "message", "conversation_id": cid, "seq": 10, "unread": 10,
+                     "title": alice.username, "sender_id": alice.user_id,
+                     "sender": alice.username, "conversation_name": None,
+                     "body": "message 9", "preview": "message 9"}
+
+    (request,) = webpush.received
+    assert request.path == "/push/device-1"
+    headers = request.headers
+    assert headers["content-encoding"] == "aes128gcm" and headers["urgency"] == "high"
+    assert int(headers["ttl"]) > 0 and len(headers["topic"]) == 32
+    key = (await bob.rest.request("GET", "/api/v1/push/key"))["vapid_public_key"]
+    check_vapid(headers["authorization"], key, webpush.url)
+    await alice.rest.aclose()
+    await bob.rest.aclose()
+
+
+def check_vapid(header: str, node_key: str, audience: str) -> None:
+    """RFC 8292: `vapid t=<JWT signed ES256 by the node's key>, k=<that key>`."""
+    scheme, _, params = header.partition(" ")
+    fields = dict(part.strip().split("=", 1) for part in params.split(","))
+    assert scheme == "vapid" and fields["k"] == node_key
+    signed, _, signature = fields["t"].rpartition(".")
+    claims = json.loads(b64url_decode(signed.split(".")[1]))
+    assert claims["aud"] == audience and claims["sub"].startswith("mailto:")
+    raw = b64url_decode(signature)
+    public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b64url_decode(node_key))
+    public.verify(encode_dss_signature(int.from_bytes(raw[:32], "big"),
+                                       int.from_bytes(raw[32:], "big")),
+                  signed.encode(), ec.ECDSA(hashes.SHA256()))
+
+
+async def test_nobody_online_is_pushed_and_going_offline_brings_pushes_back(
+        node: Node, webpush: PushReceiver) -> None:
+    alice, bob, cid = await pair(node)
+    await register(bob, webpush.subscription())
+    laptop = await new_device(node, bob)  # bob online on another device: no push at all
+    async with connect(node.url, laptop.token) as (session, _):
+        await alice.rest.send(cid, "while you are here")
+        await session.until_type("message")
+        await trio.sleep(3 * WINDOW_MS / 1000)
+    assert webpush.received == []
+    await alice.rest.send(cid, "now that you are gone")
+    (shown,) = await webpush.wait_for(1)
+    assert shown["body"] == "now that you are gone" and shown["unread"] == 2
+    for user in (alice, bob, laptop):
+        await user.rest.aclose()
+
+
+async def test_ntfy_gets_a_plain_post_and_the_preview_setting_is_obeyed(
+        node: Node, ntfy: PushReceiver) -> None:
+    alice, bob, cid = await pair(node)
+    await register(bob, {"kind": "unifiedpush", "endpoint": f"{ntfy.url}/up-bob?up=1"})
+    me = await bob.rest.request("GET", "/api/v1/me")
+    assert me["push_preview"] == "full"
+    await alice.rest.send(cid, "the full words")
+    (full,) = await ntfy.wait_for(1)
+    assert full["body"] == "the full words"
+    request = ntfy.received[0]
+    assert request.path == "/up-bob?up=1" and request.headers["content-type"] == \
+        "application/json" and "authorization" not in request.headers
+
+    assert (await bob.rest.request("PATCH", "/api/v1/me", {"push_preview": "sender"}))[
+        "push_preview"] == "sender"
+    await alice.rest.send(cid, "secret plans")
+    sender_only = (await ntfy.wait_for(2))[1]
+    assert sender_only["title"] == alice.username and "secret" not in json.dumps(sender_only)
+
+    await bob.rest.request("PATCH", "/api/v1/me", {"push_preview": "none"})
+    await alice.rest.send(cid, "more secrets")
+    nothing = (await ntfy.wait_for(3))[2]
+    assert nothing["title"] == "chatnode" and alice.username not in json.dumps(nothing)
+    status, _ = await bob.rest.call("PATCH", "/api/v1/me", {"push_preview": "everything"})
+    assert status == 400 and (await bob.rest.request("GET", "/api/v1/me"))[
+        "push_preview"] == "none"
+    await alice.rest.aclose()
+    await bob.rest.aclose()
+
+
+async def test_a_group_push_names_the_group_and_skips_reactions(
+        node: Node, ntfy: PushReceiver) -> None:
+    alice, bob = await new_user(node, "alice"), await new_user(node, "bob")
+    group = await alice.rest.group("Family", [bob.user_id])
+    cid = group["conversation_id"]
+    await register(bob, {"kind": "unifiedpush", "endpoint": f"{ntfy.url}/bob"})
+    sent = await alice.rest.send(cid, "hello family")
+    (shown,) = await ntfy.wait_for(1)
+    assert shown["title"] == f"{alice.username} in Family"
+    await alice.rest.request("POST", f"/api/v1/conversations/{cid}/messages", {
+        "client_msg_id": "r1", "kind": "reaction", "body": "👍", "target": sent["seq"]})
+    await trio.sleep(3 * WINDOW_MS / 1000)
+    assert len(ntfy.payloads()) == 1, "a reaction wakes nobody"
+    await alice.rest.aclose()
+    await bob.rest.aclose()
+
+
+async def test_reading_on_one_device_clears_the_notification_on_the_others(
+        node: Node, webpush: PushReceiver) -> None:
+    alice, bob, cid = await pair(node)
+    await register(bob, webpush.subscription())
+    await alice.rest.send(cid, "are you there?")
+    await webpush.wait_for(1)
+    laptop = await new_device(node, bob)
+    async with connect(node.url, laptop.token) as (session, _):
+        await session.read(cid, 1)
+        (clear,) = await webpush.wait_for(1, "clear")
+    assert clear == {"type": "clear", "conversation_id": cid}
+    clear_request = webpush.received[-1]
+    assert clear_request.headers["urgency"] == "normal"
+    assert clear_request.headers["topic"] == webpush.received[0].headers["topic"]
+    for user in (alice, bob, laptop):
+        await user.rest.aclose()
+
+
+async def test_read_before_the_window_closes_sends_nothing(
+        tmp_path: Path, ca_file: Path, ntfy: PushReceiver) -> None:
+    node = push_node(tmp_path, ca_file, allow_http="true", coalesce_ms="1500").start()
+    alice, bob, cid = await pair(node)
+    await register(bob, {"kind": "unifiedpush", "endpoint": f"{ntfy.url}/bob"})
+    await alice.rest.send(cid, "quick one")
+    async with connect(node.url, bob.token) as (session, _):
+        await session.read(cid, 1)
+        await session.until_type("status_update")
+    await trio.sleep(2.0)
+    assert ntfy.received == []
+    await alice.rest.aclose()
+    await bob.rest.aclose()
+    node.stop()
+
+
+# --- failures ---------------------------------------------------------------------------------
+
+async def test_410_removes_the_target(node: Node, webpush: PushReceiver) -> None:
+    alice, bob, cid = await pair(node)
+    await register(bob, webpush.subscription())
+    webpush.answers = [410]
+    await alice.rest.send(cid, "to a browser that unsubscribed")
+    with trio.fail_after(10):
+        while (await bob.rest.call("GET", "/api/v1/devices/me/push"))[0] != 404:
+            await trio.sleep(0.05)
+    async with RestClient(node.url) as anyone:
+        text = (await anyone._http.get("/metrics")).text
+    assert metric(text, "chatnode_push_targets_removed_total") == 1
+    await alice.rest.aclose()
+    await bob.rest.aclose()
+
+
+async def test_a_failing_push_service_is_retried_with_backoff(
+        node: Node, ntfy: PushReceiver) -> None:
+    alice, bob, cid = await pair(node)
+    await register(bob, {"kind": "unifiedpush", "endpoint": f"{ntfy.url}/bob"})
+    ntfy.answers, ntfy.retry_after = [503, 429], "0"
+    await alice.rest.send(cid, "third time lucky")
+    attempts = await ntfy.wait_for(3)
+    assert [a["body"] for a in attempts] == ["third time lucky"] * 3
+    await trio.sleep(3 * WINDOW_MS / 1000)
+    assert len(ntfy.received) == 3
+    async with RestClient(node.url) as anyone:
+        text = (await anyone._http.get("/metrics")).text
+    assert 'chatnode_push_sent_total{kind="unifiedpush"} 1.0' in text
+    await alice.rest.aclose()
+    await bob.rest.aclose()
+
+
+async def test_a_dead_push_service_never_slows_sends(
+        tmp_path: Path, ca_file: Path, ntfy: PushReceiver) -> None:
+    """The push service takes the request and never answers; the node waits 60 s for it, four
+    requests at a time. The sends of twenty conversations, each waking its own device, are
+    answered all the same."""
+    node = push_node(tmp_path, ca_file, allow_http="true", coalesce_ms="0",
+                     timeout_s="60", concurrency="4").start()
+    ntfy.hang_s = 120
+    alice = await new_user(node, "alice")
+    cids = []
+    for i in range(20):
+        bob = await new_user(node, "bob")
+        await register(bob, {"kind": "unifiedpush", "endpoint": f"{ntfy.url}/bob{i}"})
+        cids.append((await alice.rest.direct(bob.user_id))["conversation_id"])
+        await bob.rest.aclose()
+    async with connect(node.url, alice.token) as (session, _):
+        with trio.fail_after(10):  # far under the push timeout
+            for round_ in range(3):
+                for cid in cids:
+                    await session.send_text(cid, f"round {round_}")
+                for _ in cids:
+                    await session.until_type("sent")
+            while len(ntfy.received) < 4:
+                await trio.sleep(0.05)
+    await trio.sleep(0.5)
+    assert len(ntfy.received) == 4, "no more requests at once than `concurrency`"
+    async with RestClient(node.url) as anyone:
+        assert (await anyone._http.get("/healthz")).status_code == 200
+    await alice.rest.aclose()
+    node.kill()
+
+
+async def test_a_full_push_queue_drops_and_counts_never_blocks(
+        tmp_path: Path, ca_file: Path, ntfy: PushReceiver) -> None:
+    node = push_node(tmp_path, ca_file, allow_http="true", queue="3", timeout_s="60").start()
+    ntfy.hang_s = 120
+    alice = await new_user(node, "alice")
+    for i in range(6):
+        bob = await new_user(node, "bob")
+        await register(bob, {"kind": "unifiedpush", "endpoint": f"{ntfy.url}/bob{i}"})
+        cid = (await alice.rest.direct(bob.user_id))["conversation_id"]
+        await alice.rest.send(cid, "hi")
+        await bob.rest.aclose()
+    async with RestClient(node.url) as anyone:
+        text = (await anyone._http.get("/metrics")).text
+    assert metric(text, "chatnode_push_dropped_total") == 3
+    assert metric(text, "chatnode_push_queued") == 3
+    await alice.rest.aclose()
+    node.kill()
