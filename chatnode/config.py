@@ -51,6 +51,10 @@ class Push(Struct, forbid_unknown_fields=True):
     ttl_s: Annotated[int, Meta(ge=0)] = 86_400
     # Plain http:// endpoints, for an ntfy or UnifiedPush server on your own network.
     allow_http: bool = False
+    # Endpoints on loopback, private or link-local addresses (your own ntfy server at home).
+    # Off, the node refuses them, so that no user can make it POST to services inside your
+    # network (checked at registration and again, after DNS, before every request).
+    allow_private: bool = False
 
 
 class Config(Struct, forbid_unknown_fields=True):

@@ -8,7 +8,8 @@ live frames are held and released after the catch-up, above what the catch-up se
 A `status_update` still waiting in an outbox is superseded by a newer one for the same
 conversation: markers are cumulative, so the newer says everything the older would have. A
 session that keeps up gets every one; one that falls behind a busy group gets the latest,
-instead of writing a stale one per acknowledgement.
+instead of writing a stale one per acknowledgement. (A superseded one still holds its place in
+the outbox until the writer passes it, so the outbox bound and 4008 are as before.)
 """
 
 from __future__ import annotations

@@ -121,6 +121,10 @@ def configure(level: str, log_format: LogFormat, stream: TextIO | None = None) -
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs every request's URL at info, and a push endpoint's URL is as good as a
+    # password to whoever reads it: only their warnings and errors.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_in_thread

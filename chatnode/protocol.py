@@ -334,12 +334,20 @@ class WebPushTarget(Struct, tag_field="kind", tag="webpush"):
 
 
 class UnifiedPushTarget(Struct, tag_field="kind", tag="unifiedpush"):
-    """A UnifiedPush endpoint, or an ntfy topic URL: the node POSTs each notification to it."""
+    """A UnifiedPush endpoint (from a distributor such as ntfy's app): the node POSTs each
+    notification's JSON to it, for the app that registered it."""
 
     endpoint: PushEndpoint
 
 
-PushTargetRequest = WebPushTarget | UnifiedPushTarget
+class NtfyTarget(Struct, tag_field="kind", tag="ntfy"):
+    """A plain ntfy topic URL, watched with the ntfy app: the node publishes a readable title
+    and message to it."""
+
+    endpoint: PushEndpoint
+
+
+PushTargetRequest = WebPushTarget | UnifiedPushTarget | NtfyTarget
 
 
 class PushTargetInfo(Struct):
@@ -475,7 +483,8 @@ REST_BODIES = (
     RegisterRequest, LoginRequest, AuthResponse, UserInfo, CreateConversationRequest,
     AddMemberRequest, SetRoleRequest, RenameRequest, SendRequest, ConversationInfo,
     ConversationList, HistoryPage, FoldedHistoryPage, MediaInfo, EmptyResponse, HealthStatus,
-    ErrorResponse, Me, MeUpdate, WebPushTarget, UnifiedPushTarget, PushTargetInfo, PushKey,
+    ErrorResponse, Me, MeUpdate, WebPushTarget, UnifiedPushTarget, NtfyTarget, PushTargetInfo,
+    PushKey,
 )
 
 

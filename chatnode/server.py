@@ -33,7 +33,6 @@ from .media import MediaFiles
 from .metrics import Metrics
 from .presence import PresenceTracker
 from .push.dispatcher import PushDispatcher
-from .push.vapid import VapidIdentity
 from .ratelimit import RateLimiter
 from .service import ChatService
 from .store import SqliteStore, now_ms
@@ -177,7 +176,7 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
         push = None
         if config.push.enabled:
             push = PushDispatcher(config.push, store, engine, hub, timers, metrics,
-                                  VapidIdentity.load_or_create(data_dir, config.push.contact),
+                                  data_dir,
                                   store.load_push_users())
         service = ChatService(store, engine, hub, metrics, presence, rate,
                               heartbeat_s=config.heartbeat_s,

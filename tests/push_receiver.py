@@ -65,6 +65,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     payload: dict[str, Any] | None = None  # decrypted (Web Push) or parsed (UnifiedPush) JSON
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -76,6 +77,7 @@ class PushReceiver:
     answers: list[int] = field(default_factory=list)
     hang_s: float = 0.0
     retry_after: str | None = None
+    retry_after_on: tuple[int, ...] = (429, 503)
     private_key: ec.EllipticCurvePrivateKey = field(
         default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
     auth_secret: bytes = field(default_factory=lambda: os.urandom(16))
@@ -128,7 +130,7 @@ def push_receiver(tls: ssl.SSLContext | None = None) -> Iterator[PushReceiver]:
                 time.sleep(hang_s)
                 return
             self.send_response(status)
-            if receiver.retry_after is not None and status in (429, 503):
+            if receiver.retry_after is not None and status in receiver.retry_after_on:
                 self.send_header("Retry-After", receiver.retry_after)
             self.send_header("Content-Length", "0")
             self.end_headers()

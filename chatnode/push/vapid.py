@@ -7,7 +7,6 @@ key must outlive restarts and upgrades: losing it silently orphans every Web Pus
 
 from __future__ import annotations
 
-import base64
 import os
 import time
 from pathlib import Path
@@ -16,13 +15,12 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid02
 
+from .targets import b64url
+
 KEY_FILE = "vapid_private.pem"
 TOKEN_LIFETIME_S = 12 * 3600  # RFC 8292 allows at most 24 h
 RENEW_BEFORE_S = 3600
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+TOKENS_KEPT = 256
 
 
 class VapidIdentity:
@@ -59,6 +57,8 @@ class VapidIdentity:
         if cached is not None and cached[0] - RENEW_BEFORE_S > now:
             return cached[1]
         expires = int(now) + TOKEN_LIFETIME_S
+        if len(self._tokens) >= TOKENS_KEPT:  # hosts are the users' choice: keep it bounded
+            self._tokens.clear()  # signing again costs a millisecond
         header = self._key.sign({"aud": audience, "sub": self.contact, "exp": expires})
         self._tokens[audience] = (expires, header["Authorization"])
         return header["Authorization"]

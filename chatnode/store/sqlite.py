@@ -42,7 +42,7 @@ MIGRATIONS = [
     CREATE TABLE push_targets (
         device_id  TEXT PRIMARY KEY REFERENCES devices (device_id),
         user_id    TEXT NOT NULL REFERENCES users (user_id),
-        kind       TEXT NOT NULL CHECK (kind IN ('webpush', 'unifiedpush')),
+        kind       TEXT NOT NULL CHECK (kind IN ('webpush', 'unifiedpush', 'ntfy')),
         endpoint   TEXT NOT NULL,
         p256dh     TEXT,                             -- webpush: the browser's key and secret
         auth       TEXT,

@@ -32,6 +32,7 @@ from ..protocol import (
     Me,
     MediaInfo,
     MeUpdate,
+    NtfyTarget,
     PushKey,
     PushTargetInfo,
     RegisterRequest,
@@ -121,12 +122,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "This device's push target", {200: PushTargetInfo}, (*_AUTH, 404)),
     ("PUT", f"{V1}/devices/me/push"): Operation(
         "Set this device's push target, replacing any it had", {200: PushTargetInfo},
-        (*_AUTH, *_JSON_BODY, 404, *_WRITES), body=(WebPushTarget, UnifiedPushTarget),
+        (*_AUTH, *_JSON_BODY, 404, *_WRITES), body=(WebPushTarget, UnifiedPushTarget, NtfyTarget),
         description="A Web Push subscription (`PushSubscription.toJSON()` with `kind`"
-                    " `webpush`) or a UnifiedPush / ntfy endpoint (`kind` `unifiedpush`). The"
-                    " endpoint must be https:// (http:// too with `[push] allow_http`); a Web"
-                    " Push `p256dh` must be a P-256 key and `auth` 16 bytes, or 400. 404 when"
-                    " push is turned off."),
+                    " `webpush`), a UnifiedPush endpoint (`unifiedpush`) or a plain ntfy topic"
+                    " URL (`ntfy`). The endpoint must be https:// (http:// too with `[push]"
+                    " allow_http`) on a public address (private ones too with `[push]"
+                    " allow_private`); a Web Push `p256dh` must be a P-256 key and `auth` 16"
+                    " bytes, or 400. 404 when push is turned off."),
     ("DELETE", f"{V1}/devices/me/push"): Operation(
         "Remove this device's push target (logging out does too)", {200: EmptyResponse},
         (*_AUTH, *_WRITES)),

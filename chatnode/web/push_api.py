@@ -59,9 +59,10 @@ class PushApi:
         device = await self.api._device(request)
         push = self._enabled()
         body = await self.api._body(request, PushTargetRequest)  # type: ignore[arg-type]
-        check_target(body, push.config.allow_http)
+        check_target(body, allow_http=push.config.allow_http,
+                     allow_private=push.config.allow_private)
         is_web = isinstance(body, WebPushTarget)
-        kind = "webpush" if is_web else "unifiedpush"
+        kind = type(body).__struct_config__.tag
         await self.api.service.store.write(
             sql.set_push_target, device.device_id, device.user_id, kind, body.endpoint,
             body.keys.p256dh if is_web else None, body.keys.auth if is_web else None)

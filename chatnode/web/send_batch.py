@@ -25,28 +25,28 @@ from wsproto.utilities import LocalProtocolError
 
 SEND_BATCH = "chatnode.websocket.send_batch"
 
-_installed = False
-
-
 def offered(scope: Any) -> bool:
     return SEND_BATCH in scope.get("extensions", {})
 
 
 def install() -> None:
-    """Idempotent; called before hypercorn serves."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
+    """Idempotent; called before hypercorn serves, after hypercorn_fixes.install() (which
+    replaces hypercorn's app runner, so each wrapper is checked for, not remembered)."""
     run_app = task_group._handle
-    app_send = ws_stream.WSStream.app_send
+    if not getattr(run_app, "offers_batches", False):
+        async def run_app_offering_batches(app: Any, config: Any, scope: Any,
+                                           *args: Any) -> None:
+            # Before the app runs, in its own task: the scope is the app's from here on.
+            if scope["type"] == "websocket":
+                scope["extensions"][SEND_BATCH] = {}
+            await run_app(app, config, scope, *args)
 
-    async def run_app_offering_batches(app: Any, config: Any, scope: Any,
-                                       *args: Any) -> None:
-        # Before the app runs, in its own task: the scope is the app's from here on.
-        if scope["type"] == "websocket":
-            scope["extensions"][SEND_BATCH] = {}
-        await run_app(app, config, scope, *args)
+        run_app_offering_batches.offers_batches = True  # type: ignore[attr-defined]
+        task_group._handle = run_app_offering_batches  # type: ignore[assignment]
+
+    app_send = ws_stream.WSStream.app_send
+    if getattr(app_send, "sends_batches", False):
+        return
 
     async def app_send_with_batches(self: ws_stream.WSStream, message: Any) -> None:
         if message is None or message["type"] != SEND_BATCH:
@@ -65,6 +65,5 @@ def install() -> None:
         if chunks:
             await self.send(Data(stream_id=self.stream_id, data=b"".join(chunks)))
 
-    task_group._handle = run_app_offering_batches  # type: ignore[assignment]
+    app_send_with_batches.sends_batches = True  # type: ignore[attr-defined]
     ws_stream.WSStream.app_send = app_send_with_batches  # type: ignore[method-assign,assignment]
-

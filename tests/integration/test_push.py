@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import ssl
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from chatnode.client import RestClient, connect
+from chatnode.push.targets import is_public_address
 
 from ..conftest import Node, User, new_device, new_user
 from ..push_receiver import PushReceiver, b64url_decode, push_receiver
@@ -54,8 +58,10 @@ def ntfy() -> Iterator[PushReceiver]:
 
 
 def push_node(tmp_path: Path, ca_file: Path, **settings: str) -> Node:
-    """A node that trusts the receivers' CA, with a short coalescing window."""
+    """A node that trusts the receivers' CA, with a short coalescing window, and that may
+    reach them on loopback."""
     env = {"SSL_CERT_FILE": str(ca_file), "CHATNODE_PUSH_COALESCE_MS": str(WINDOW_MS),
+           "CHATNODE_PUSH_ALLOW_PRIVATE": "true",
            **{f"CHATNODE_PUSH_{k.upper()}": v for k, v in settings.items()}}
     return Node(tmp_path / "data", env=env)
 
@@ -141,13 +147,34 @@ async def test_a_bad_target_is_refused_and_changes_nothing(node: Node, body: dic
     await alice.rest.aclose()
 
 
-async def test_https_is_required_unless_allowed(tmp_path: Path, ca_file: Path) -> None:
-    node = push_node(tmp_path, ca_file).start()
-    alice = await new_user(node, "alice")
-    status, answer = await alice.rest.call("PUT", "/api/v1/devices/me/push", {
-        "kind": "unifiedpush", "endpoint": "http://192.168.1.5/topic"})
-    assert status == 400 and "https://" in answer["error"]["message"]
+async def test_https_and_public_addresses_are_required_unless_allowed(
+        tmp_path: Path, ca_file: Path, ntfy: PushReceiver) -> None:
+    """By default no user can make the node POST into its own network: loopback, private and
+    link-local addresses are refused at registration, and a name is checked for what it
+    resolves to before every request."""
+    node = push_node(tmp_path, ca_file, allow_private="false").start()
+    alice, bob, cid = await pair(node)
+    for endpoint, says in [("http://ntfy.example/topic", "https://"),
+                           ("https://127.0.0.1:2019/stop", "private"),
+                           ("https://10.0.0.1/topic", "private")]:
+        status, answer = await bob.rest.call("PUT", "/api/v1/devices/me/push", {
+            "kind": "ntfy", "endpoint": endpoint})
+        assert status == 400 and says in answer["error"]["message"], endpoint
+    # a name that this machine resolves to itself gets through registration, never a request
+    port = ntfy.url.rsplit(":", 1)[1]
+    hostname = socket.gethostname()
+    if all(is_public_address(info[4][0]) for info in socket.getaddrinfo(hostname, None)):
+        pytest.skip(f"{hostname} resolves to a public address here")
+    await register(bob, {"kind": "unifiedpush", "endpoint": f"https://{hostname}:{port}/x"})
+    await alice.rest.send(cid, "knock knock")
+    async with RestClient(node.url) as anyone:
+        with trio.fail_after(10):
+            while 'chatnode_push_failed_total{kind="unifiedpush"} 1.0' not in \
+                    (await anyone._http.get("/metrics")).text:
+                await trio.sleep(0.05)
+    assert ntfy.received == []
     await alice.rest.aclose()
+    await bob.rest.aclose()
     node.stop()
 
 
@@ -258,20 +285,65 @@ async def test_a_group_push_names_the_group_and_skips_reactions(
 
 
 async def test_reading_on_one_device_clears_the_notification_on_the_others(
-        node: Node, webpush: PushReceiver) -> None:
+        node: Node, webpush: PushReceiver, ntfy: PushReceiver) -> None:
+    """The phone's UnifiedPush app is told to clear; the browser is not, since a Web Push that
+    shows nothing costs its subscription (the next notification replaces the old one)."""
     alice, bob, cid = await pair(node)
+    phone = await new_device(node, bob)
+    await register(phone, {"kind": "unifiedpush", "endpoint": f"{ntfy.url}/phone"})
     await register(bob, webpush.subscription())
     await alice.rest.send(cid, "are you there?")
+    await ntfy.wait_for(1)
     await webpush.wait_for(1)
     laptop = await new_device(node, bob)
     async with connect(node.url, laptop.token) as (session, _):
         await session.read(cid, 1)
-        (clear,) = await webpush.wait_for(1, "clear")
+        (clear,) = await ntfy.wait_for(1, "clear")
     assert clear == {"type": "clear", "conversation_id": cid}
-    clear_request = webpush.received[-1]
+    clear_request = ntfy.received[-1]
     assert clear_request.headers["urgency"] == "normal"
-    assert clear_request.headers["topic"] == webpush.received[0].headers["topic"]
-    for user in (alice, bob, laptop):
+    assert clear_request.headers["topic"] == ntfy.received[0].headers["topic"]
+    await trio.sleep(3 * WINDOW_MS / 1000)
+    assert webpush.payloads("clear") == []
+    for user in (alice, bob, laptop, phone):
+        await user.rest.aclose()
+
+
+async def test_an_ntfy_topic_gets_a_readable_title_and_message(
+        node: Node, ntfy: PushReceiver) -> None:
+    alice, bob = await new_user(node, "alice"), await new_user(node, "bob")
+    cid = (await alice.rest.group("Family", [bob.user_id]))["conversation_id"]
+    await register(bob, {"kind": "ntfy", "endpoint": f"{ntfy.url}/base/bob-alerts"})
+    await alice.rest.send(cid, "dinner is ready 🍝")
+    with trio.fail_after(10):
+        while not ntfy.received:
+            await trio.sleep(0.02)
+    (request,) = ntfy.received
+    assert request.path == "/base/"
+    assert request.payload == {"topic": "bob-alerts", "title": f"{alice.username} in Family",
+                               "message": "dinner is ready 🍝"}
+    async with connect(node.url, bob.token) as (session, _):
+        await session.read(cid, 1)
+        await session.until_type("status_update")
+    await trio.sleep(3 * WINDOW_MS / 1000)
+    assert len(ntfy.received) == 1, "ntfy would show a clear as a message: none is sent"
+    await alice.rest.aclose()
+    await bob.rest.aclose()
+
+
+async def test_a_removed_member_and_a_disabled_user_are_not_woken(
+        node: Node, ntfy: PushReceiver) -> None:
+    alice, bob, carol = [await new_user(node, n) for n in ("alice", "bob", "carol")]
+    cid = (await alice.rest.group("Club", [bob.user_id, carol.user_id]))["conversation_id"]
+    await register(bob, {"kind": "unifiedpush", "endpoint": f"{ntfy.url}/bob"})
+    await register(carol, {"kind": "unifiedpush", "endpoint": f"{ntfy.url}/carol"})
+    await alice.rest.request("DELETE", f"/api/v1/conversations/{cid}/members/{bob.user_id}")
+    subprocess.run([sys.executable, "-m", "chatnode", "user", "disable", carol.username,
+                    "--data-dir", str(node.data_dir)], check=True, capture_output=True)
+    await alice.rest.send(cid, "who is still here?")
+    await trio.sleep(3 * WINDOW_MS / 1000)
+    assert ntfy.payloads() == []
+    for user in (alice, bob, carol):
         await user.rest.aclose()
 
 
@@ -293,10 +365,11 @@ async def test_read_before_the_window_closes_sends_nothing(
 
 # --- failures ---------------------------------------------------------------------------------
 
-async def test_410_removes_the_target(node: Node, webpush: PushReceiver) -> None:
+@pytest.mark.parametrize("gone", [404, 410])
+async def test_gone_removes_the_target(node: Node, webpush: PushReceiver, gone: int) -> None:
     alice, bob, cid = await pair(node)
     await register(bob, webpush.subscription())
-    webpush.answers = [410]
+    webpush.answers = [gone]
     await alice.rest.send(cid, "to a browser that unsubscribed")
     with trio.fail_after(10):
         while (await bob.rest.call("GET", "/api/v1/devices/me/push"))[0] != 404:
@@ -310,12 +383,17 @@ async def test_410_removes_the_target(node: Node, webpush: PushReceiver) -> None
 
 async def test_a_failing_push_service_is_retried_with_backoff(
         node: Node, ntfy: PushReceiver) -> None:
+    """A 503 is retried after the backoff (1 s), a 429 after its Retry-After (0 here)."""
     alice, bob, cid = await pair(node)
     await register(bob, {"kind": "unifiedpush", "endpoint": f"{ntfy.url}/bob"})
     ntfy.answers, ntfy.retry_after = [503, 429], "0"
+    ntfy.retry_after_on = (429,)
     await alice.rest.send(cid, "third time lucky")
     attempts = await ntfy.wait_for(3)
     assert [a["body"] for a in attempts] == ["third time lucky"] * 3
+    first, second, third = (r.at for r in ntfy.received)
+    assert second - first >= 0.7, "a 503 without Retry-After waits the backoff"
+    assert third - second < 0.7, "a 429 with Retry-After: 0 is retried at once"
     await trio.sleep(3 * WINDOW_MS / 1000)
     assert len(ntfy.received) == 3
     async with RestClient(node.url) as anyone:

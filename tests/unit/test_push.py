@@ -8,10 +8,19 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chatnode.protocol import ChatError, Message, UnifiedPushTarget, WebPushKeys, WebPushTarget
+from chatnode.protocol import (
+    ChatError,
+    Message,
+    NtfyTarget,
+    PushTargetRequest,
+    UnifiedPushTarget,
+    WebPushKeys,
+    WebPushTarget,
+)
 from chatnode.push import transport
 from chatnode.push.payload import PREVIEW_CHARS, message_notification
-from chatnode.push.targets import check_target
+from chatnode.push.targets import check_target, resolves_privately
+from chatnode.store import PushTargetRecord
 
 from ..push_receiver import PushReceiver, b64url, b64url_decode, rfc8291_decrypt
 
@@ -61,18 +70,41 @@ def _web(endpoint: str = "https://push.example/x", **keys: str) -> WebPushTarget
     (UnifiedPushTarget("https://ntfy.sh:port/topic"), False, "not a URL"),
     (_web(p256dh=b64url(b"\x04" + b"\x01" * 64)), False, "P-256"),
     (_web(auth=b64url(b"short")), False, "16 bytes"),
+    (NtfyTarget("https://127.0.0.1:2019/stop"), False, "private"),
+    (NtfyTarget("https://[::1]/x"), False, "private"),
+    (NtfyTarget("https://localhost/x"), False, "private"),
+    (NtfyTarget("http://192.168.1.5/topic"), True, "private"),
+    (NtfyTarget("https://169.254.169.254/latest"), False, "private"),
 ])
-def test_bad_targets_are_refused_with_the_reason(target: WebPushTarget | UnifiedPushTarget,
-                                                 allow_http: bool, says: str) -> None:
+def test_bad_targets_are_refused_with_the_reason(target: PushTargetRequest, allow_http: bool,
+                                                 says: str) -> None:
     with pytest.raises(ChatError) as refused:
-        check_target(target, allow_http)
+        check_target(target, allow_http=allow_http, allow_private=False)
     assert refused.value.code == "invalid" and says in refused.value.message
 
 
 def test_good_targets_pass() -> None:
-    check_target(_web(), False)
-    check_target(UnifiedPushTarget("https://ntfy.sh/upAbCdEf?up=1"), False)
-    check_target(UnifiedPushTarget("http://192.168.1.5:8080/topic"), True)
+    check_target(_web(), allow_http=False, allow_private=False)
+    check_target(UnifiedPushTarget("https://ntfy.sh/upAbCdEf?up=1"), allow_http=False,
+                 allow_private=False)
+    check_target(NtfyTarget("http://192.168.1.5:8080/topic"), allow_http=True,
+                 allow_private=True)
+
+
+async def test_a_name_is_checked_for_what_it_resolves_to() -> None:
+    assert await resolves_privately("https://localhost/x")
+    assert await resolves_privately("https://127.0.0.1/x")
+    assert not await resolves_privately("https://93.184.215.14/x")  # a public address
+
+
+def test_an_ntfy_target_gets_a_readable_publish_to_its_server() -> None:
+    target = PushTargetRecord("d1", "u1", "ntfy", "https://ntfy.example/base/alerts", None,
+                              None)
+    payload = message_notification(_message("dinner is ready"), 1, "full", "Bob", None)
+    request = transport.build(target, payload, "c1", urgent=True, ttl_s=60, vapid=None)  # type: ignore[arg-type]
+    assert request.url == "https://ntfy.example/base/"
+    assert json.loads(request.body) == {"topic": "alerts", "title": "Bob",
+                                        "message": "dinner is ready"}
 
 
 def _message(body: str, kind: str = "text") -> Message:

@@ -50,6 +50,11 @@ export class Api {
 
   logout() { return this.request('POST', '/logout'); }
   me() { return this.request('GET', '/me'); }
+  setPushPreview(pushPreview) {
+    return this.request('PATCH', '/me', { json: { push_preview: pushPreview } });
+  }
+  pushKey() { return this.request('GET', '/push/key'); }
+  setPushTarget(target) { return this.request('PUT', '/devices/me/push', { json: target }); }
   userByName(username) { return this.request('GET', `/users/${encodeURIComponent(username)}`); }
   userById(userId) { return this.request('GET', `/users/by-id/${encodeURIComponent(userId)}`); }
   conversations() { return this.request('GET', '/conversations'); }

@@ -8,6 +8,10 @@ import { ChatState } from './state.js';
 // works, it just cannot open without the node.
 if ('serviceWorker' in navigator) {
   navigator.serviceWorker.register('/sw.js').catch((err) => console.warn('no offline shell', err));
+  // A tapped push notification asks an open tab to show its conversation (sw.js).
+  navigator.serviceWorker.addEventListener('message', (event) => {
+    if (event.data?.type === 'open') location.hash = event.data.conversation_id;
+  });
 }
 
 const state = new ChatState();

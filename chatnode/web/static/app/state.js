@@ -6,7 +6,7 @@ import { Api } from './api.js';
 import { Connection } from './connection.js';
 import { openCache } from './db.js';
 import { conversationTitle, preview } from './format.js';
-import { notify } from './notify.js';
+import { notify, subscribeToPush, unsubscribeFromPush } from './notify.js';
 
 const TYPING_SEND_EVERY_MS = 2000; // PROTOCOL.md: repeat `typing` at most every 2 s
 const TYPING_SHOWN_MS = 6000; // the server sends typing:false after 5 s; this is a fallback
@@ -113,6 +113,21 @@ export class ChatState {
     for (const o of await this.cache.all('outbox')) this.outbox.set(o.client_msg_id, o);
     this.connect();
     this.changed();
+    subscribeToPush(this.api);
+    this.refreshMe();
+  }
+
+  // The account as the node has it now: a setting may have changed on another device.
+  async refreshMe() {
+    try {
+      await this.rememberMe(await this.api.me());
+    } catch { /* offline: the cached account stands */ }
+  }
+
+  async rememberMe(me) {
+    this.me = { ...this.me, ...me };
+    await this.cache.put('kv', this.me, 'session');
+    this.changed();
   }
 
   async login(username, password, { register = false } = {}) {
@@ -131,6 +146,7 @@ export class ChatState {
 
   async logout() {
     this.connection?.stop();
+    await unsubscribeFromPush();
     try {
       await this.api.logout();
     } catch { /* the token dies with the cache either way */ }

@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks';
 import { html } from './html.js';
 import { conversationTitle, preview, shortTime } from '../format.js';
 import { tickOf } from '../fold.js';
-import { askForNotifications, notificationsSupported } from '../notify.js';
+import { askForNotifications, notificationsSupported, subscribeToPush } from '../notify.js';
 import { Tick } from './tick.js';
 
 const CONNECTION_TEXT = { online: 'Online', connecting: 'Connecting…', offline: 'Offline' };
@@ -17,10 +17,11 @@ export function Sidebar({ state }) {
         <strong>${state.me.display_name || state.me.username}</strong>
         <span class=${`connection ${state.status}`} data-testid="connection"
           data-state=${state.status} role="status">${CONNECTION_TEXT[state.status]}</span>
-        <${NotificationButton} />
+        <${NotificationButton} state=${state} />
         <button type="button" class="link" data-testid="logout" onClick=${() => state.logout()}>
           Log out</button>
       </header>
+      <${PushPreviewSetting} state=${state} />
       <div class="actions">
         <button type="button" data-testid="new-chat" aria-expanded=${form === 'chat'}
           onClick=${() => toggle('chat')}>New chat</button>
@@ -113,12 +114,43 @@ function NewGroup({ state, done }) {
     </form>`;
 }
 
-function NotificationButton() {
+function NotificationButton({ state }) {
   const [permission, setPermission] = useState(
     notificationsSupported() ? Notification.permission : 'unsupported');
   if (permission !== 'default') return null;
+  const ask = async () => {
+    const answer = await askForNotifications();
+    setPermission(answer);
+    if (answer === 'granted') subscribeToPush(state.api); // wake this device when it is closed
+  };
   return html`
-    <button type="button" class="link" data-testid="notifications"
-      onClick=${async () => setPermission(await askForNotifications())}>
+    <button type="button" class="link" data-testid="notifications" onClick=${ask}>
       Enable notifications</button>`;
+}
+
+// How much a push notification may say: push services and lock screens see it.
+const PREVIEWS = [['full', 'Sender and message'], ['sender', 'Sender only'],
+  ['none', 'Nothing but "New message"']];
+
+function PushPreviewSetting({ state }) {
+  const value = state.me.push_preview ?? 'full';
+  const [error, setError] = useState(null);
+  const change = async (event) => {
+    setError(null);
+    try {
+      await state.rememberMe(await state.api.setPushPreview(event.target.value));
+    } catch (err) {
+      setError(err.message);
+      event.target.value = value;
+    }
+  };
+  return html`
+    <details class="settings">
+      <summary>Settings</summary>
+      <label for="push-preview">Notifications show</label>
+      <select id="push-preview" data-testid="push-preview" value=${value} onChange=${change}>
+        ${PREVIEWS.map(([v, text]) => html`<option value=${v}>${text}</option>`)}
+      </select>
+      ${error && html`<p class="error" role="alert">${error}</p>`}
+    </details>`;
 }
