@@ -35,6 +35,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("group", "deliveries_per_s", "group: deliveries/s"),
     ("group", "fanout_latency_ms.p99", "group: fan-out p99 (ms)"),
     ("group", "server_cpu_us_per_delivery", "group: server CPU per delivery (µs)"),
+    ("group", "load_cpu_us_per_delivery", "group: load processes' CPU per delivery (µs)"),
     ("transport", "latency_ms.p99", "transport: echo round trip p99 (ms)"),
     ("transport", "server_cpu_us_per_round_trip", "transport: CPU per frame in + out (µs)"),
     ("transport", "pairs_floor_us", "transport: floor under pairs CPU/msg (µs)"),

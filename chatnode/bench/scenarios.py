@@ -261,6 +261,7 @@ async def group(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, An
             "sent": sent, "deliveries": deliveries,
             "deliveries_per_s": round(deliveries / active_s),
             "server_cpu_us_per_delivery": us_each(used, deliveries),
+            "load_cpu_us_per_delivery": us_each(sum(r["cpu_s"] for r in results), deliveries),
             "sessions_closed_4008": round(overflows),
             "fanout_latency_ms": latency_ms([x for r in results for x in r["e2e_ns"]])}
 

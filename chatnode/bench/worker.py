@@ -147,6 +147,7 @@ async def group(spec: Spec, control: Control) -> dict[str, Any]:
         control.say("ready")
         await control.wait_for("go")
         started = trio.current_time()
+        cpu_at_go = time.process_time()
         await paced(spec["rate"], spec["duration"],
                     [partial(p.send_stamped, spec["conversation_id"]) for p in senders])
         await drain(peers, lambda: all(p.unacknowledged == 0 for p in senders))
@@ -154,6 +155,8 @@ async def group(spec: Spec, control: Control) -> dict[str, Any]:
         last_at = await drain(peers, lambda: False, stall_s=spec["settle_s"])
         result = Peer.report(peers)
         result["active_s"] = last_at - started  # from go to the last arrival
+        # What receiving costs the load itself: the machine's cores are shared with the node.
+        result["cpu_s"] = time.process_time() - cpu_at_go
         control.say("result " + json.dumps(result))
         await control.wait_for("stop")
         nursery.cancel_scope.cancel()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from ..store import sqlite as sql
 from ..timers import Timers
 from .payload import clear_notification, message_notification
 from .targets import resolves_privately
+from .vapid import KEY_FILE
 
 if TYPE_CHECKING:
     import httpx
@@ -91,15 +93,27 @@ class PushDispatcher:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 task_status.started()
+                await self._make_key()
                 await trio.sleep_forever()
         finally:
             if self._client is not None:
                 with trio.CancelScope(shield=True):
                     await self._client.aclose()
 
-    # The VAPID key, the cryptography behind it, httpx and its CA store cost a
-    # node about 15 MB of memory: a node whose users never turn push on never pays it. Each is
-    # made the first time it is needed, and the key is kept in the data directory from then on.
+    # The cryptography behind the VAPID key and Web Push, and httpx with its CA store, cost a
+    # node about 15 MB of memory: a node whose users never turn push on never pays it. The key
+    # file is made at first start by a process of its own; the rest is loaded the first time
+    # it is needed.
+
+    async def _make_key(self) -> None:
+        """On first start, make the VAPID key in a process of its own (see `vapid`)."""
+        if (self.data_dir / KEY_FILE).exists():
+            return
+        made = await trio.run_process([sys.executable, "-m", "chatnode.push.vapid",
+                                       str(self.data_dir)], check=False, capture_stderr=True)
+        if made.returncode != 0:
+            log.warning("VAPID key not made at start; it will be on first use", extra=fields(
+                error=made.stderr.decode(errors="replace").strip()[-500:]))
 
     @property
     def vapid(self) -> VapidIdentity:

@@ -7,15 +7,18 @@ key must outlive restarts and upgrades: losing it silently orphans every Web Pus
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives import serialization
-from py_vapid import Vapid02
-
 from .targets import b64url
+
+if TYPE_CHECKING:
+    from py_vapid import Vapid02
 
 KEY_FILE = "vapid_private.pem"
 TOKEN_LIFETIME_S = 12 * 3600  # RFC 8292 allows at most 24 h
@@ -23,8 +26,33 @@ RENEW_BEFORE_S = 3600
 TOKENS_KEPT = 256
 
 
+def create_key_file(path: Path) -> None:
+    """Make the key unless there is one. Written whole under a temporary name and linked into
+    place, which fails if the file exists: two processes racing to make it (the one at start
+    and a request) end with one key, the first, and both use it."""
+    if path.exists():
+        return
+    from py_vapid import Vapid02  # cryptography: loaded by whoever needs the key (see below)
+
+    key = Vapid02()
+    key.generate_keys()
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(key.private_pem())
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+
+
 class VapidIdentity:
     def __init__(self, key: Vapid02, contact: str) -> None:
+        from cryptography.hazmat.primitives import serialization
+
         self._key = key
         self.contact = contact
         self.public_key = b64url(key.public_key.public_bytes(
@@ -33,18 +61,10 @@ class VapidIdentity:
 
     @classmethod
     def load_or_create(cls, data_dir: Path, contact: str) -> VapidIdentity:
+        from py_vapid import Vapid02
+
         path = data_dir / KEY_FILE
-        if not path.exists():
-            key = Vapid02()
-            key.generate_keys()
-            # Written whole under a temporary name, then renamed: a crash never leaves half a key.
-            temporary = path.with_suffix(".tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(key.private_pem())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temporary, path)
+        create_key_file(path)
         return cls(Vapid02.from_pem(path.read_bytes()), contact)
 
     def authorization(self, endpoint: str) -> str:
@@ -62,3 +82,10 @@ class VapidIdentity:
         header = self._key.sign({"aud": audience, "sub": self.contact, "exp": expires})
         self._tokens[audience] = (expires, header["Authorization"])
         return header["Authorization"]
+
+
+if __name__ == "__main__":
+    # `python -m chatnode.push.vapid DATA_DIR`: how the node makes its key on first start, in a
+    # process of its own, so that the cryptography it takes stays out of the node's memory
+    # until push is actually used.
+    create_key_file(Path(sys.argv[1]) / KEY_FILE)
