@@ -70,12 +70,14 @@ class Received:
 
 @dataclass
 class PushReceiver:
-    """Answers every POST with the next of `answers` (then 201), or holds it `hang_s`."""
+    """Answers every POST with the next of `answers` (then 201), or holds it `hang_s` (only
+    the first `hangs` of them, when that is set)."""
 
     url: str = ""
     received: list[Received] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)
     hang_s: float = 0.0
+    hangs: int | None = None
     retry_after: str | None = None
     retry_after_on: tuple[int, ...] = (429, 503)
     private_key: ec.EllipticCurvePrivateKey = field(
@@ -99,6 +101,10 @@ class PushReceiver:
                 request.payload = json.loads(request.body)
             self.received.append(request)
             status = self.answers.pop(0) if self.answers else 201
+            if self.hangs is not None:
+                if self.hangs <= 0:
+                    return status, 0.0
+                self.hangs -= 1
             return status, self.hang_s
 
     def payloads(self, type_: str = "message") -> list[dict[str, Any]]:

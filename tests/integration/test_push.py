@@ -406,6 +406,25 @@ async def test_a_failing_push_service_is_retried_with_backoff(
     await bob.rest.aclose()
 
 
+async def test_a_request_that_times_out_is_tried_again(
+        tmp_path: Path, ca_file: Path, ntfy: PushReceiver) -> None:
+    node = push_node(tmp_path, ca_file, allow_http="true", timeout_s="1").start()
+    ntfy.hang_s, ntfy.hangs = 30, 1  # the first request never gets an answer
+    alice, bob, cid = await pair(node)
+    await register(bob, {"kind": "unifiedpush", "endpoint": f"{ntfy.url}/bob"})
+    await alice.rest.send(cid, "are you awake?")
+    first, second = await ntfy.wait_for(2)
+    assert first == second and first["body"] == "are you awake?"
+    gap = ntfy.received[1].at - ntfy.received[0].at
+    assert gap >= 1.5, "the timeout (1 s), then the backoff (about 1 s)"
+    async with RestClient(node.url) as anyone:
+        text = (await anyone._http.get("/metrics")).text
+    assert 'chatnode_push_sent_total{kind="unifiedpush"} 1.0' in text
+    await alice.rest.aclose()
+    await bob.rest.aclose()
+    node.kill()
+
+
 async def test_a_dead_push_service_never_slows_sends(
         tmp_path: Path, ca_file: Path, ntfy: PushReceiver) -> None:
     """The push service takes the request and never answers; the node waits 60 s for it, four
