@@ -14,6 +14,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("pairs", "latency_ms.p99", "pairs: end-to-end p99 (ms)"),
     ("pairs", "latency_ms.max", "pairs: end-to-end max (ms)"),
     ("pairs", "server_cpu_us_per_delivered", "pairs: server CPU per delivered msg (µs)"),
+    ("pairs", "load_cpu_us_per_delivered", "pairs: load processes' CPU per msg (µs)"),
     ("pairs", "server_rss_mb", "pairs: server RSS (MB)"),
     ("pairs", "sent", "pairs: sent"),
     ("pairs", "delivered", "pairs: delivered"),

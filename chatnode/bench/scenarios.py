@@ -80,6 +80,8 @@ async def pairs(node: NodeUnderTest, o: Options, checks: Checks, rate: float | N
         "delivered_per_s": round(delivered / o.duration),
         "latency_ms": latency_ms([x for r in results for x in r["e2e_ns"]]),
         "server_cpu_us_per_delivered": us_each(used, delivered),
+        # The load shares the two cores: with the node's, what the machine spends a message.
+        "load_cpu_us_per_delivered": us_each(sum(r["cpu_s"] for r in results), delivered),
         "server_rss_mb": mb(node.rss_bytes()),
     }
     check_common(checks, "pairs", results)

@@ -101,12 +101,15 @@ async def pairs(spec: Spec, control: Control) -> dict[str, Any]:
         conversation = {id(p): cid for a, b, cid in couples for p in (a, b)}
         control.say("ready")
         await control.wait_for("go")
+        cpu_at_go = time.process_time()
         await paced(spec["rate"], spec["duration"],
                     [partial(p.send_stamped, conversation[id(p)]) for p in peers])
         await drain(peers, lambda: all(p.unacknowledged == 0 for p in peers)
                     and not any(lost_between(*c) for c in couples))
+        cpu_s = time.process_time() - cpu_at_go
         await trio.sleep(MARKER_SETTLE_S)
         result = Peer.report(peers)
+        result["cpu_s"] = cpu_s
         result["lost"] = sum(lost_between(*c) for c in couples)
         result["wrong_markers"] = sum([await wrong_markers(spec["url"], p, cid)
                                        for a, b, cid in couples for p in (a, b)])
