@@ -91,10 +91,17 @@ def test_a_push_is_shown_replaced_per_conversation_and_cleared(
     worker = service_worker(page)
     push = {"type": "message", "conversation_id": cid, "seq": 1, "unread": 1,
             "title": "Bob", "body": "first"}
-    # The first through the worker's own `push` listener, as the browser would deliver it.
-    worker.evaluate("""(data) => self.dispatchEvent(
-        new PushEvent('push', { data: JSON.stringify(data) }))""", push)
-    wait_until(lambda: len(shown(worker)) == 1, "the push listener showed it")
+    # The first through the worker's own `push` listener, as the browser would deliver it. A
+    # real push's waitUntil keeps the worker alive until the notification is up; a dispatched
+    # one cannot (waitUntil is for trusted events), so the evaluation waits in the worker.
+    assert worker.evaluate("""async (data) => {
+      self.dispatchEvent(new PushEvent('push', { data: JSON.stringify(data) }));
+      for (let i = 0; i < 200; i += 1) {
+        if ((await self.registration.getNotifications()).length) return true;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return false;
+    }""", push), "the push listener showed it"
     assert shown(worker)[0]["body"] == "first"
     worker.evaluate("(data) => handlePush(data)", {**push, "seq": 2, "unread": 2,
                                                   "body": "second"})
