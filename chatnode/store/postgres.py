@@ -102,6 +102,16 @@ def migrate(conn: Connection) -> int:
     return found
 
 
+def table_columns(conn: Connection) -> dict[str, list[str]]:
+    """Every table's columns in order, as sqlite.table_columns gives SQLite's."""
+    columns: dict[str, list[str]] = {}
+    for table, column in conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"):
+        columns.setdefault(table, []).append(column)
+    return columns
+
+
 def open_migrated(url: str) -> Connection:
     """Connect and bring the schema to this version: what every command does first."""
     conn = connect(url)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from .cli import refused_in_one_line, run
 from .conftest import Postgres
@@ -86,3 +87,19 @@ def test_a_store_with_a_newer_schema_is_refused_in_one_line(pg_url: str) -> None
     assert f"schema version {postgres.SCHEMA_VERSION + 1}" in line
     assert "upgrade chatnode" in line
     assert _version(pg_url) == postgres.SCHEMA_VERSION + 1
+
+
+def test_postgresql_has_the_tables_and_columns_of_a_migrated_sqlite_store(
+        pg_url: str, tmp_path: Path) -> None:
+    from chatnode.store import postgres
+    from chatnode.store import sqlite as sql
+
+    lite = sql.open_database(tmp_path / "data")
+    conn = postgres.open_migrated(pg_url)
+    try:
+        assert sql.SCHEMA_VERSION == postgres.SCHEMA_VERSION
+        assert postgres.table_columns(conn) == sql.table_columns(lite)
+        assert "push_preview" in postgres.table_columns(conn)["users"]
+    finally:
+        conn.close()
+        lite.close()
