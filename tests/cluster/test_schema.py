@@ -3,6 +3,7 @@ even when several start together, and left alone when it is already current."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -55,6 +56,24 @@ def test_two_processes_migrating_an_empty_database_at_once_both_succeed(pg_url: 
     assert found == [(0, postgres.SCHEMA_VERSION), (postgres.SCHEMA_VERSION,
                                                    postgres.SCHEMA_VERSION)]
     assert _version(pg_url) == postgres.SCHEMA_VERSION == 2
+
+
+def test_two_admin_commands_started_together_on_an_empty_database_both_succeed(
+        pg_url: str) -> None:
+    from chatnode.store import postgres
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATNODE_")}
+    env["CHATNODE_STORE_URL"] = pg_url
+    adds = [subprocess.Popen([sys.executable, "-m", "chatnode", "user", "add", name,
+                              "--password", f"{name}pass12"], env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for name in ("fay", "gil")]
+    outputs = [p.communicate(timeout=60) for p in adds]
+    for add, (_, stderr) in zip(adds, outputs, strict=True):
+        assert add.returncode == 0, stderr
+    listed = run("user", "list", env={"CHATNODE_STORE_URL": pg_url}).stdout.split()
+    assert "fay" in listed and "gil" in listed
+    assert _version(pg_url) == postgres.SCHEMA_VERSION
 
 
 def test_migrating_a_current_database_again_changes_nothing(postgres: Postgres,
