@@ -3,6 +3,7 @@ on a Raspberry Pi should not pay their import time and memory."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,8 @@ def test_server_cli_and_sqlite_user_commands_never_import_the_cluster_libraries(
     # Without psycopg installed this would prove nothing.
     pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[cluster]'")
     probe = PROBE.format(names=set(CLUSTER_MODULES))
-    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "data")],
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATNODE_")}
+    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "data")], env=env,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert "added ann" in result.stdout and "disabled ann" in result.stdout
