@@ -1,7 +1,8 @@
 """The `chatnode` command: serve, the admin's user commands, check, backup and restore.
 
 The user commands open the database directly, so they work with or without a node running on
-the same data directory (SQLite's WAL lets them write alongside it).
+the same data directory (SQLite's WAL lets them write alongside it), and on a cluster's
+PostgreSQL store before any node has run.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +24,9 @@ from .config import Config, ConfigError, load_config
 from .protocol import ChatError, RegisterRequest
 from .store import backup as backups
 from .store import sqlite as sql
+from .store.admin import UserAdmin, open_user_admin
 from .store.check import CheckReport, check_store
+from .store.errors import StoreError
 
 _config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False),
                               help="TOML config file (see config.example.toml).")
@@ -34,6 +39,32 @@ def _load(config_file: str | None, **flags: object) -> Config:
         return load_config(config_file, **flags)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _refuse_cluster_serving(config: Config) -> None:
+    """Serving on PostgreSQL and Redis is not built yet: say so in one line rather than start a
+    node that would half work. A bus without a PostgreSQL store would be ignored: say that too."""
+    if config.store.url is None:
+        if config.bus.url is not None:
+            raise click.ClickException(
+                "[bus] url is for cluster mode, which needs a PostgreSQL store ([store] url);"
+                " a single node on SQLite has no bus: remove [bus] url")
+        return
+    if config.bus.url is None:
+        raise click.ClickException(
+            "a PostgreSQL store ([store] url) needs a bus for the nodes to talk through:"
+            " set [bus] url (CHATNODE_BUS_URL) to a redis:// or rediss:// URL")
+    raise click.ClickException(
+        "cluster serving (PostgreSQL and Redis) is not complete in this version: the admin"
+        " commands (chatnode user ...) work on the PostgreSQL store, chatnode serve does not"
+        " yet (see README, Outgrowing one machine)")
+
+
+def _refuse_postgres(config: Config, command: str) -> None:
+    if config.store.url is not None:
+        raise click.ClickException(
+            f"chatnode {command} works on a SQLite store only in this version; for PostgreSQL"
+            " use its own tools (pg_dump, pg_restore, amcheck)")
 
 
 @click.group()
@@ -57,6 +88,7 @@ def serve(config_file: str | None, data_dir: str | None, host: str | None,
     from .store.sqlite import StoreDamaged
 
     config = _load(config_file, data_dir=data_dir, host=host, port=port, log_format=log_format)
+    _refuse_cluster_serving(config)
     logs.configure(config.log_level, config.log_format)
     try:
         trio.run(run_node, config, lambda line: click.echo(line, nl=True) or sys.stdout.flush())
@@ -71,6 +103,7 @@ def check(config_file: str | None, data_dir: str | None) -> None:
     """Verify the store: integrity, every log numbered 1..last_seq with no gap, markers within
     the log. Read-only, so it runs beside a live node; exits 1 if anything is wrong."""
     config = _load(config_file, data_dir=data_dir)
+    _refuse_postgres(config, "check")
     path = Path(config.data_dir) / sql.DB_FILE
     if not path.exists():
         raise click.ClickException(f"no store at {path}")
@@ -100,6 +133,7 @@ def backup_command(target: str, config_file: str | None, data_dir: str | None) -
     """Copy the store to TARGET, consistently, while the node runs (SQLite's backup API).
     Uploaded files are not in it: copy DATA_DIR/media alongside."""
     config = _load(config_file, data_dir=data_dir)
+    _refuse_postgres(config, "backup")
     database = Path(config.data_dir) / sql.DB_FILE
     if not database.exists():
         raise click.ClickException(f"no store at {database}")
@@ -122,6 +156,7 @@ def restore_command(backup_file: str, yes: bool, config_file: str | None,
     from .server import DataDirInUse, data_dir_lock
 
     config = _load(config_file, data_dir=data_dir)
+    _refuse_postgres(config, "restore")
     database = Path(config.data_dir) / sql.DB_FILE
     try:
         with data_dir_lock(Path(config.data_dir)):
@@ -142,9 +177,18 @@ def user() -> None:
     """Manage accounts (works while the node is running)."""
 
 
-def _database(config_file: str | None, data_dir: str | None):  # type: ignore[no-untyped-def]
+@contextmanager
+def _user_admin(config_file: str | None, data_dir: str | None) -> Iterator[UserAdmin]:
+    """The configured store's accounts: the data directory's SQLite file, or PostgreSQL."""
     config = _load(config_file, data_dir=data_dir)
-    return sql.open_database(Path(config.data_dir), config.durability)
+    try:
+        admin = open_user_admin(config.store.url, Path(config.data_dir), config.durability)
+        try:
+            yield admin
+        finally:
+            admin.close()
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @user.command("add")
@@ -166,16 +210,12 @@ def user_add(username: str, password: str | None, password_stdin: bool,
                                    "display_name": display_name}, RegisterRequest)
     except msgspec.ValidationError as exc:
         raise click.ClickException(f"invalid account: {exc}") from None
-    conn = _database(config_file, data_dir)
     try:
-        with conn:
-            conn.execute("BEGIN IMMEDIATE")
-            created = sql.insert_user(conn, request.username, request.display_name,
-                                      auth.hash_password(request.password))
+        with _user_admin(config_file, data_dir) as admin:
+            created = admin.add_user(request.username, request.display_name,
+                                     auth.hash_password(request.password))
     except ChatError as exc:
         raise click.ClickException(exc.message) from None
-    finally:
-        conn.close()
     click.echo(f"added {created.username} ({created.user_id})")
 
 
@@ -184,11 +224,8 @@ def user_add(username: str, password: str | None, password_stdin: bool,
 @_data_dir_option
 def user_list(config_file: str | None, data_dir: str | None) -> None:
     """List accounts."""
-    conn = _database(config_file, data_dir)
-    try:
-        users = sql.list_users(conn)
-    finally:
-        conn.close()
+    with _user_admin(config_file, data_dir) as admin:
+        users = admin.list_users()
     for u in users:
         seen = (datetime.fromtimestamp(u.last_seen / 1000, UTC).strftime("%Y-%m-%d %H:%M")
                 if u.last_seen else "never")
@@ -203,13 +240,8 @@ def user_list(config_file: str | None, data_dir: str | None) -> None:
 @_data_dir_option
 def user_disable(username: str, config_file: str | None, data_dir: str | None) -> None:
     """Disable an account: its tokens stop working and it can no longer log in."""
-    conn = _database(config_file, data_dir)
-    try:
-        with conn:
-            conn.execute("BEGIN IMMEDIATE")
-            found = sql.set_user_disabled(conn, username, True)
-    finally:
-        conn.close()
+    with _user_admin(config_file, data_dir) as admin:
+        found = admin.set_user_disabled(username, True)
     if not found:
         raise click.ClickException(f"no user named {username!r}")
     click.echo(f"disabled {username}")

@@ -2,12 +2,13 @@
 
 Every setting is documented in config.example.toml. Environment names are the setting's path in
 upper case: `port` is CHATNODE_PORT, `[limits] frame_bytes` is CHATNODE_LIMITS_FRAME_BYTES,
-`[push] allow_http` is CHATNODE_PUSH_ALLOW_HTTP.
+`[push] allow_http` is CHATNODE_PUSH_ALLOW_HTTP, `[store] url` is CHATNODE_STORE_URL.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -57,6 +58,27 @@ class Push(Struct, forbid_unknown_fields=True):
     allow_private: bool = False
 
 
+class Store(Struct, forbid_unknown_fields=True):
+    # None: SQLite in data_dir, as a single node has always run. A postgresql:// (or
+    # postgres://) URL: the shared store of a cluster (`pip install chatnode[cluster]`).
+    url: str | None = None
+    # Connections each node keeps open to PostgreSQL (read now, used once cluster serving is
+    # complete); unused by SQLite.
+    pool_size: PositiveInt = 10
+
+
+class Bus(Struct, forbid_unknown_fields=True):
+    # redis:// or rediss://: how the nodes of a cluster tell each other what was committed.
+    url: str | None = None
+    # Every key and channel name starts with this, so clusters can share one Redis.
+    prefix: str = "chatnode"
+
+
+class Cluster(Struct, forbid_unknown_fields=True):
+    # A node that stops refreshing its presence entries is taken as gone after this long.
+    presence_ttl_s: PositiveInt = 60
+
+
 class Config(Struct, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8420
@@ -78,6 +100,17 @@ class Config(Struct, forbid_unknown_fields=True):
     proxy_hops: Annotated[int, Meta(ge=0, le=10)] = 0
     limits: Limits = msgspec.field(default_factory=Limits)
     push: Push = msgspec.field(default_factory=Push)
+    store: Store = msgspec.field(default_factory=Store)
+    bus: Bus = msgspec.field(default_factory=Bus)
+    cluster: Cluster = msgspec.field(default_factory=Cluster)
+
+
+# The [sections] of the file, each read from CHATNODE_<SECTION>_<FIELD> in the environment.
+_SECTIONS: dict[str, type[Struct]] = {
+    "limits": Limits, "push": Push, "store": Store, "bus": Bus, "cluster": Cluster,
+}
+STORE_SCHEMES = ("postgresql", "postgres")
+BUS_SCHEMES = ("redis", "rediss")
 
 
 class ConfigError(Exception):
@@ -86,10 +119,9 @@ class ConfigError(Exception):
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
-    sections: dict[str, type[Struct]] = {"limits": Limits, "push": Push}
     for name in Config.__struct_fields__:
-        if name in sections:
-            for field in sections[name].__struct_fields__:
+        if name in _SECTIONS:
+            for field in _SECTIONS[name].__struct_fields__:
                 value = environ.get(f"CHATNODE_{name.upper()}_{field.upper()}")
                 if value is not None:
                     overrides.setdefault(name, {})[field] = value
@@ -123,6 +155,25 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     layers = _merge(layers, _env_overrides(os.environ if environ is None else environ))
     layers = _merge(layers, {k: v for k, v in flags.items() if v is not None})
     try:
-        return msgspec.convert(layers, Config, strict=False)
+        config = msgspec.convert(layers, Config, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from None
+    _check_scheme("[store] url", config.store.url, STORE_SCHEMES)
+    _check_scheme("[bus] url", config.bus.url, BUS_SCHEMES)
+    return config
+
+
+def _check_scheme(setting: str, url: str | None, schemes: tuple[str, ...]) -> None:
+    """Refuse a URL of the wrong kind at once, naming only its scheme: the rest may hold a
+    password, and this message goes to the terminal and the logs."""
+    if url is None:
+        return
+    # As written, not lower-cased: libpq reads only a lower-case postgresql:// as a URL.
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        scheme = ""  # not a scheme at all, and possibly a secret
+    if scheme not in schemes:
+        expected = " or ".join(f"{s}://" for s in schemes)
+        got = f"a {scheme}:// URL" if scheme else "no URL scheme"
+        raise ConfigError(f"invalid configuration: {setting} must be a {expected} URL,"
+                          f" got {got}")

@@ -112,6 +112,15 @@ def open_database(data_dir: Path, durability: Durability = "full") -> sqlite3.Co
     return conn
 
 
+def table_columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """Every table's columns in order: what the PostgreSQL schema must match."""
+    tables = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        " ORDER BY name")]
+    return {table: [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+            for table in tables}
+
+
 # --- users and devices -----------------------------------------------------------------------
 
 _USER_COLUMNS = (

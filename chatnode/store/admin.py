@@ -1,0 +1,73 @@
+"""The admin's account commands (`chatnode user ...`), against whichever store the config names.
+
+The CLI runs them synchronously in its own process, before or beside any node. SQLite and
+PostgreSQL each implement UserAdmin; the PostgreSQL one is imported only when a store URL is
+configured, so a single-node install never loads psycopg.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Protocol
+
+from . import sqlite as sql
+from .errors import StoreError
+from .records import UserRecord
+
+
+class UserAdmin(Protocol):
+    def add_user(self, username: str, display_name: str | None,
+                 password_hash: str) -> UserRecord:
+        """Raises ChatError(CONFLICT) if the name is taken."""
+        ...
+
+    def list_users(self) -> list[UserRecord]:
+        """Every account, by username."""
+        ...
+
+    def set_user_disabled(self, username: str, disabled: bool) -> bool:
+        """False if there is no such user."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SqliteUserAdmin:
+    """UserAdmin on the data directory's SQLite file. BEGIN IMMEDIATE takes the write lock at
+    once, so a command beside a running node waits its turn (busy_timeout) instead of failing
+    halfway through a transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def add_user(self, username: str, display_name: str | None,
+                 password_hash: str) -> UserRecord:
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            return sql.insert_user(self._conn, username, display_name, password_hash)
+
+    def list_users(self) -> list[UserRecord]:
+        return sql.list_users(self._conn)
+
+    def set_user_disabled(self, username: str, disabled: bool) -> bool:
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            return sql.set_user_disabled(self._conn, username, disabled)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def open_user_admin(store_url: str | None, data_dir: Path,
+                    durability: sql.Durability = "full") -> UserAdmin:
+    """The store the config names, created or migrated to this version if needed. Raises
+    StoreError (one line) when a PostgreSQL store cannot be used."""
+    if store_url is None:
+        return SqliteUserAdmin(sql.open_database(data_dir, durability))
+    try:
+        from .postgres import PostgresUserAdmin
+    except ImportError as exc:
+        raise StoreError("a PostgreSQL store needs chatnode's cluster extra:"
+                         f" pip install 'chatnode[cluster]' ({exc})") from None
+    return PostgresUserAdmin(store_url)

@@ -1,0 +1,201 @@
+"""The PostgreSQL store of a cluster: connections, the schema and its migrations, and (so far)
+the accounts the admin CLI manages. Every SQL statement it runs lives in this file.
+
+This module is the only one that imports psycopg, and it is imported only when the config names
+a PostgreSQL store, so a single node never loads it (`pip install chatnode[cluster]` brings
+it). Connections are psycopg's synchronous ones: the node will drive them from worker threads
+with trio.to_thread.run_sync, because psycopg's async API runs only on asyncio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg import errors
+from psycopg.conninfo import conninfo_to_dict
+
+from ..protocol import ChatError, ErrorCode
+from .errors import StoreError
+from .records import UserRecord
+from .sqlite import new_id, now_ms
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+# schema_pg.sql is version 2, SQLite's schema.sql with its migration 2, so the two stores keep
+# the same version numbers. Each entry takes the schema one version further, from 2 on.
+MIGRATIONS: list[str] = []
+BASE_VERSION = 2
+SCHEMA_VERSION = BASE_VERSION + len(MIGRATIONS)
+# The advisory lock that makes migrating one process's job at a time: whoever opens the store
+# first creates or migrates it, the others wait on the lock, then find nothing left to do. Any
+# fixed 64-bit number works as long as every chatnode uses the same one ("chatnode" in ASCII).
+MIGRATION_LOCK = 0x636861746E6F6465
+CONNECT_TIMEOUT_S = 10
+
+
+# --- connections and schema ------------------------------------------------------------------
+
+def describe(url: str) -> str:
+    """host:port/database of a store URL, for messages: never its user or password."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        raise StoreError("[store] url is not a valid PostgreSQL URL") from None
+    host = parts.get("host") or "localhost"
+    return f"{host}:{parts.get('port') or 5432}/{parts.get('dbname') or ''}"
+
+
+def _one_line(exc: BaseException) -> str:
+    # libpq's messages run over several lines (a hint after a tab); the CLI prints one.
+    return " ".join(str(exc).split())
+
+
+def connect(url: str) -> Connection:
+    """A connection in autocommit mode: transactions are explicit (`with conn.transaction()`)."""
+    where = describe(url)
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                               application_name="chatnode")
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot connect to the PostgreSQL store at {where}:"
+                         f" {_one_line(exc)}") from None
+
+
+def schema_version(conn: Connection) -> int:
+    """0 for a database chatnode has never opened."""
+    row = conn.execute("SELECT to_regclass('meta')").fetchone()
+    if row is None or row[0] is None:
+        return 0
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _set_version(conn: Connection, version: int) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', %s)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(version),))
+
+
+def migrate(conn: Connection) -> int:
+    """Create or migrate the schema to SCHEMA_VERSION, in one transaction under the migration
+    lock, so that nodes and admin commands starting together on an empty database all succeed
+    and exactly one of them does the work. Returns the version it found."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        found = schema_version(conn)
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"the PostgreSQL store has schema version {found}; this chatnode knows up to"
+                f" {SCHEMA_VERSION}: upgrade chatnode")
+        if found == 0:
+            schema = resources.files("chatnode.store").joinpath("schema_pg.sql").read_text()
+            # No parameters: psycopg sends the whole file as one multi-statement query.
+            conn.execute(schema)
+            _set_version(conn, BASE_VERSION)
+        for version in range(max(found, BASE_VERSION), SCHEMA_VERSION):
+            conn.execute(MIGRATIONS[version - BASE_VERSION])
+            _set_version(conn, version + 1)
+    return found
+
+
+def table_columns(conn: Connection) -> dict[str, list[str]]:
+    """Every table's columns in order, as sqlite.table_columns gives SQLite's."""
+    columns: dict[str, list[str]] = {}
+    for table, column in conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"):
+        columns.setdefault(table, []).append(column)
+    return columns
+
+
+def open_migrated(url: str) -> Connection:
+    """Connect and bring the schema to this version: what every command does first."""
+    conn = connect(url)
+    try:
+        migrate(conn)
+    except psycopg.Error as exc:
+        conn.close()
+        raise StoreError(f"cannot prepare the PostgreSQL store at {describe(url)}:"
+                         f" {_one_line(exc)}") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+# --- users -----------------------------------------------------------------------------------
+
+_USER_COLUMNS = (
+    "user_id, username, display_name, password_hash, disabled, created_at, last_seen"
+)
+
+
+def insert_user(conn: Connection, username: str, display_name: str | None,
+                password_hash: str) -> UserRecord:
+    user = UserRecord(new_id("u"), username.lower(), display_name or username, password_hash,
+                      False, now_ms(), None)
+    try:
+        conn.execute(
+            f"INSERT INTO users ({_USER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (user.user_id, user.username, user.display_name, user.password_hash, False,
+             user.created_at, None),
+        )
+    except errors.UniqueViolation:
+        raise ChatError(ErrorCode.CONFLICT, f"username {username!r} is taken") from None
+    return user
+
+
+def list_users(conn: Connection) -> list[UserRecord]:
+    # COLLATE "C": byte order, as SQLite sorts, whatever the database's locale.
+    rows = conn.execute(
+        f'SELECT {_USER_COLUMNS} FROM users ORDER BY username COLLATE "C"').fetchall()
+    return [UserRecord(*row) for row in rows]
+
+
+def set_user_disabled(conn: Connection, username: str, disabled: bool) -> bool:
+    cursor = conn.execute("UPDATE users SET disabled = %s WHERE username = %s",
+                          (disabled, username.lower()))
+    return cursor.rowcount == 1
+
+
+# --- the admin CLI's handle ------------------------------------------------------------------
+
+class PostgresUserAdmin:
+    """store.admin.UserAdmin on PostgreSQL: one connection, one transaction per command."""
+
+    def __init__(self, url: str) -> None:
+        self._where = describe(url)
+        self._conn = open_migrated(url)
+
+    def add_user(self, username: str, display_name: str | None,
+                 password_hash: str) -> UserRecord:
+        with self._failures(), self._conn.transaction():
+            return insert_user(self._conn, username, display_name, password_hash)
+
+    def list_users(self) -> list[UserRecord]:
+        with self._failures():
+            return list_users(self._conn)
+
+    def set_user_disabled(self, username: str, disabled: bool) -> bool:
+        with self._failures(), self._conn.transaction():
+            return set_user_disabled(self._conn, username, disabled)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _failures(self) -> AbstractContextManager[None]:
+        return _one_line_failures(self._where)
+
+
+@contextmanager
+def _one_line_failures(where: str) -> Iterator[None]:
+    """A database failure in the middle of a command (the server went away) becomes the one-line
+    StoreError the CLI prints, instead of a traceback."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise StoreError(f"the PostgreSQL store at {where} failed: {_one_line(exc)}") from None
