@@ -11,7 +11,7 @@ import ssl
 import stat
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,20 +57,33 @@ def ntfy() -> Iterator[PushReceiver]:
         yield receiver
 
 
-def push_node(tmp_path: Path, ca_file: Path, **settings: str) -> Node:
-    """A node that trusts the receivers' CA, with a short coalescing window, and that may
-    reach them on loopback."""
-    env = {"SSL_CERT_FILE": str(ca_file), "CHATNODE_PUSH_COALESCE_MS": str(WINDOW_MS),
-           "CHATNODE_PUSH_ALLOW_PRIVATE": "true",
-           **{f"CHATNODE_PUSH_{k.upper()}": v for k, v in settings.items()}}
-    return Node(tmp_path / "data", env=env)
+NodeMaker = Callable[..., Node]
 
 
 @pytest.fixture
-async def node(tmp_path: Path, ca_file: Path) -> AsyncIterator[Node]:
-    n = push_node(tmp_path, ca_file, allow_http="true").start()
-    yield n
-    n.stop()
+def push_node(tmp_path: Path, ca_file: Path) -> Iterator[NodeMaker]:
+    """Makes a node that trusts the receivers' CA, with a short coalescing window, and that may
+    reach them on loopback; `[push]` settings as keywords. Whatever a test leaves running
+    (it failed halfway, or a receiver still holds a request) is killed afterwards."""
+    made: list[Node] = []
+
+    def make(**settings: str) -> Node:
+        env = {"SSL_CERT_FILE": str(ca_file), "CHATNODE_PUSH_COALESCE_MS": str(WINDOW_MS),
+               "CHATNODE_PUSH_ALLOW_PRIVATE": "true",
+               **{f"CHATNODE_PUSH_{k.upper()}": v for k, v in settings.items()}}
+        made.append(Node(tmp_path / "data", env=env))
+        return made[-1]
+
+    yield make
+    for node in made:
+        if node.process is not None and node.process.poll() is None:
+            node.process.kill()
+            node.process.wait()
+
+
+@pytest.fixture
+async def node(push_node: NodeMaker) -> AsyncIterator[Node]:
+    yield push_node(allow_http="true").start()
 
 
 async def pair(node: Node) -> tuple[User, User, str]:
@@ -86,8 +99,8 @@ async def register(user: User, target: dict) -> dict:
 # --- registration -----------------------------------------------------------------------------
 
 async def test_the_vapid_key_is_served_kept_private_and_survives_a_restart(
-        tmp_path: Path, ca_file: Path) -> None:
-    node = push_node(tmp_path, ca_file).start()
+        tmp_path: Path, push_node: NodeMaker) -> None:
+    node = push_node().start()
     key_file = tmp_path / "data" / "vapid_private.pem"
     with trio.fail_after(10):  # made at first start, before anyone asks for it
         while not key_file.exists():
@@ -151,11 +164,11 @@ async def test_a_bad_target_is_refused_and_changes_nothing(node: Node, body: dic
 
 
 async def test_https_and_public_addresses_are_required_unless_allowed(
-        tmp_path: Path, ca_file: Path, ntfy: PushReceiver) -> None:
+        push_node: NodeMaker, ntfy: PushReceiver) -> None:
     """By default no user can make the node POST into its own network: loopback, private and
     link-local addresses are refused at registration, and a name is checked for what it
     resolves to before every request."""
-    node = push_node(tmp_path, ca_file, allow_private="false").start()
+    node = push_node(allow_private="false").start()
     alice, bob, cid = await pair(node)
     for endpoint, says in [("http://ntfy.example/topic", "https://"),
                            ("https://127.0.0.1:2019/stop", "private"),
@@ -178,7 +191,6 @@ async def test_https_and_public_addresses_are_required_unless_allowed(
     assert ntfy.received == []
     await alice.rest.aclose()
     await bob.rest.aclose()
-    node.stop()
 
 
 # --- waking -----------------------------------------------------------------------------------
@@ -351,8 +363,8 @@ async def test_a_removed_member_and_a_disabled_user_are_not_woken(
 
 
 async def test_read_before_the_window_closes_sends_nothing(
-        tmp_path: Path, ca_file: Path, ntfy: PushReceiver) -> None:
-    node = push_node(tmp_path, ca_file, allow_http="true", coalesce_ms="1500").start()
+        push_node: NodeMaker, ntfy: PushReceiver) -> None:
+    node = push_node(allow_http="true", coalesce_ms="1500").start()
     alice, bob, cid = await pair(node)
     await register(bob, {"kind": "unifiedpush", "endpoint": f"{ntfy.url}/bob"})
     await alice.rest.send(cid, "quick one")
@@ -363,7 +375,6 @@ async def test_read_before_the_window_closes_sends_nothing(
     assert ntfy.received == []
     await alice.rest.aclose()
     await bob.rest.aclose()
-    node.stop()
 
 
 # --- failures ---------------------------------------------------------------------------------
@@ -407,8 +418,8 @@ async def test_a_failing_push_service_is_retried_with_backoff(
 
 
 async def test_a_request_that_times_out_is_tried_again(
-        tmp_path: Path, ca_file: Path, ntfy: PushReceiver) -> None:
-    node = push_node(tmp_path, ca_file, allow_http="true", timeout_s="1").start()
+        push_node: NodeMaker, ntfy: PushReceiver) -> None:
+    node = push_node(allow_http="true", timeout_s="1").start()
     ntfy.hang_s, ntfy.hangs = 30, 1  # the first request never gets an answer
     alice, bob, cid = await pair(node)
     await register(bob, {"kind": "unifiedpush", "endpoint": f"{ntfy.url}/bob"})
@@ -422,15 +433,14 @@ async def test_a_request_that_times_out_is_tried_again(
     assert 'chatnode_push_sent_total{kind="unifiedpush"} 1.0' in text
     await alice.rest.aclose()
     await bob.rest.aclose()
-    node.kill()
 
 
 async def test_a_dead_push_service_never_slows_sends(
-        tmp_path: Path, ca_file: Path, ntfy: PushReceiver) -> None:
+        push_node: NodeMaker, ntfy: PushReceiver) -> None:
     """The push service takes the request and never answers; the node waits 60 s for it, four
     requests at a time. The sends of twenty conversations, each waking its own device, are
     answered all the same."""
-    node = push_node(tmp_path, ca_file, allow_http="true", coalesce_ms="0",
+    node = push_node(allow_http="true", coalesce_ms="0",
                      timeout_s="60", concurrency="4").start()
     ntfy.hang_s = 120
     alice = await new_user(node, "alice")
@@ -454,12 +464,11 @@ async def test_a_dead_push_service_never_slows_sends(
     async with RestClient(node.url) as anyone:
         assert (await anyone._http.get("/healthz")).status_code == 200
     await alice.rest.aclose()
-    node.kill()
 
 
 async def test_a_full_push_queue_drops_and_counts_never_blocks(
-        tmp_path: Path, ca_file: Path, ntfy: PushReceiver) -> None:
-    node = push_node(tmp_path, ca_file, allow_http="true", queue="3", timeout_s="60").start()
+        push_node: NodeMaker, ntfy: PushReceiver) -> None:
+    node = push_node(allow_http="true", queue="3", timeout_s="60").start()
     ntfy.hang_s = 120
     alice = await new_user(node, "alice")
     for i in range(6):
@@ -473,4 +482,3 @@ async def test_a_full_push_queue_drops_and_counts_never_blocks(
     assert metric(text, "chatnode_push_dropped_total") == 3
     assert metric(text, "chatnode_push_queued") == 3
     await alice.rest.aclose()
-    node.kill()
