@@ -1,4 +1,5 @@
-"""The `chatnode` command: serve, the admin's user commands, check, backup and restore.
+"""The `chatnode` command: serve, the admin's user commands, check, backup, restore and
+migrate (a single node into a cluster).
 
 The user commands open the database directly, so they work with or without a node running on
 the same data directory (SQLite's WAL lets them write alongside it), and on a cluster's
@@ -170,6 +171,42 @@ def restore_command(backup_file: str, yes: bool, config_file: str | None,
     users, conversations, messages = held
     click.echo(f"restored {users} users, {conversations} conversations and {messages}"
                f" messages into {config.data_dir}")
+
+
+@main.command("migrate")
+@click.option("--from", "source_dir", required=True, type=click.Path(file_okay=False),
+              help="The single node's data directory (stop that node first).")
+@_config_option
+def migrate_command(source_dir: str, config_file: str | None) -> None:
+    """Move a single node's store into the cluster's PostgreSQL store named by --config:
+    users, devices and their tokens, conversations, the whole log with its seqs, markers,
+    uploads and push targets. The PostgreSQL store must be empty."""
+    from .server import DataDirInUse, data_dir_lock
+    from .store import postgres
+    from .store.transfer import transfer
+
+    config = _load(config_file)
+    if config.store.url is None:
+        raise click.ClickException(
+            "chatnode migrate moves a node into a PostgreSQL store: name it in --config"
+            " ([store] url) or CHATNODE_STORE_URL")
+    database = Path(source_dir) / sql.DB_FILE
+    if not database.exists():
+        raise click.ClickException(f"no store at {database}")
+    try:
+        # Holding the node's own lock: nothing writes the source while it is copied.
+        with data_dir_lock(Path(source_dir)):
+            source = sql.open_database(Path(source_dir))
+            target = postgres.open_migrated(config.store.url)
+            try:
+                source.execute("BEGIN")  # one snapshot of the source for the whole copy
+                report = transfer(source, target)
+            finally:
+                source.close()
+                target.close()
+    except (DataDirInUse, StoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"moved {report.summary()} into {postgres.describe(config.store.url)}")
 
 
 @main.group()
