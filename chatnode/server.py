@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hypercorn.trio
 import trio
@@ -41,6 +42,9 @@ from .store.checkpoint import CHECKPOINT_EVERY_S
 from .timers import Timers
 from .web import hypercorn_fixes, send_batch
 from .web.app import build_app
+
+if TYPE_CHECKING:
+    from .cluster.link import ClusterLink
 
 log = logging.getLogger("chatnode")
 
@@ -157,6 +161,23 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     return hc
 
 
+def _cluster_link(config: Config, service: ChatService) -> ClusterLink | None:
+    """With a [bus]: the node's link to the others, wired into the parts that cross nodes.
+    Imported only then, so a single node never loads coredis."""
+    if config.bus.url is None:
+        return None
+    from .cluster.bus import RedisBus
+    from .cluster.link import ClusterLink
+
+    bus = RedisBus(config.bus.url, config.bus.prefix, config.cluster.presence_ttl_s)
+    cluster = ClusterLink(bus, service)
+    service.cluster = cluster
+    service.presence.cluster = cluster
+    if service.push is not None:
+        service.push.online_elsewhere = cluster.online_elsewhere
+    return cluster
+
+
 async def serve(config: Config, announce: Callable[[str], None] = print) -> None:
     data_dir = Path(config.data_dir)
     with data_dir_lock(data_dir):
@@ -181,6 +202,7 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
         service = ChatService(store, engine, hub, metrics, presence, rate,
                               heartbeat_s=config.heartbeat_s,
                               group_members=config.limits.group_members, push=push)
+        cluster = _cluster_link(config, service)
         login_rate = RateLimiter(config.limits.login_per_minute / 60,
                                  max(1, int(config.limits.login_per_minute)), name="login")
         accounts = Accounts(store, registration_open=config.registration == "open",
@@ -203,6 +225,10 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
                     background.start_soon(checkpoint_wal, store, metrics)
                     if push is not None:
                         await background.start(push.run)
+                    if cluster is not None:
+                        # Subscribed before serving: nothing committed elsewhere from the
+                        # first session on can pass this node by.
+                        await background.start(cluster.run)
                     async with trio.open_nursery() as nursery:
                         binds = await nursery.start(partial(
                             hypercorn.trio.serve, app, hypercorn_config(config),
@@ -218,6 +244,8 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
                             break
                         hub.close_all(CLOSE_GOING_AWAY)
                         stopping.set()
+                    if cluster is not None:
+                        await cluster.bus.leave()
                     background.cancel_scope.cancel()
         finally:
             await store.close()

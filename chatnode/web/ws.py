@@ -196,6 +196,9 @@ class WebSocketSession:
         user_id = session.user_id
         match frame:
             case Send():
+                if self.service.cluster is not None:
+                    await self.service.know(frame.conversation_id,
+                                            max(frame.target or 0, frame.reply_to or 0))
                 # The slot is given back when the send is committed or refused (service).
                 # Waiting for one is the node's doing, not the client's silence.
                 try:
@@ -209,9 +212,13 @@ class WebSocketSession:
                     session.send_slots.release()
                     raise
             case Delivered():
+                if self.service.cluster is not None:
+                    await self.service.know(frame.conversation_id, frame.seq)
                 self.service.submit_marker(user_id, frame.conversation_id, frame.seq, False,
                                            session)
             case Read():
+                if self.service.cluster is not None:
+                    await self.service.know(frame.conversation_id, frame.seq)
                 self.service.submit_marker(user_id, frame.conversation_id, frame.seq, True,
                                            session)
             case Ping():
