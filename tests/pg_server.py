@@ -1,4 +1,6 @@
-"""A real PostgreSQL for the cluster tests, started by the tests themselves.
+"""A real PostgreSQL for the tests that need one (tests/cluster, and the PostgreSQL half of
+tests/unit/test_store.py), started by the tests themselves; tests/conftest.py loads these
+fixtures for the whole suite, so every test shares one server.
 
 Debian's server binaries (/usr/lib/postgresql/N/bin) make a throwaway cluster in a temporary
 directory, listening on a free loopback port with its socket in that directory, so nothing of
@@ -47,6 +49,18 @@ class Postgres:
     bin: Path
     port: int
     run_as: list[str]  # the prefix that runs a server program as a user PostgreSQL accepts
+    root: Path
+
+    def start(self) -> None:
+        _server_command(self.bin, self.run_as, "pg_ctl", "-D", str(self.root / "data"), "-l",
+                        str(self.root / "log"), "-w", "-t", "60", "-o",
+                        f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} {FAST}",
+                        "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """pg_ctl stop: `fast` ends every session (clients see their connection drop)."""
+        _server_command(self.bin, self.run_as, "pg_ctl", "-D", str(self.root / "data"), "-m",
+                        mode, "-w", "stop")
 
     def tool(self, name: str, *args: str) -> str:
         """Run a client program (createdb, pg_dump, ...) against this server; its stdout."""
@@ -93,23 +107,21 @@ def postgres() -> Iterator[Postgres]:
     root = Path(tempfile.mkdtemp(prefix="chatnode-pg-"))
     if run_as:
         os.chown(root, owner.pw_uid, owner.pw_gid)
-    data, port = root / "data", _free_port()
+    data = root / "data"
+    server = Postgres(bin_dir, _free_port(), run_as, root)
     try:
         _server_command(bin_dir, run_as, "initdb", "-D", str(data), "-U", SERVER_USER,
                         "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
-        _server_command(bin_dir, run_as, "pg_ctl", "-D", str(data), "-l", str(root / "log"),
-                        "-w", "-t", "60", "-o",
-                        f"-c listen_addresses=127.0.0.1 -p {port} -k {root} {FAST}", "start")
+        server.start()
     except RuntimeError:
         log = root / "log"
         detail = log.read_text() if log.exists() else ""
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"the test PostgreSQL did not start; its log:\n{detail}") from None
     try:
-        yield Postgres(bin_dir, port, run_as)
+        yield server
     finally:
-        _server_command(bin_dir, run_as, "pg_ctl", "-D", str(data), "-m", "immediate", "-w",
-                        "stop")
+        server.stop("immediate")
         shutil.rmtree(root, ignore_errors=True)
 
 
