@@ -66,6 +66,7 @@ class PostgresTransactions:
         self._url = url
         self._synchronous_commit = "on" if durability == "full" else "off"
         self._conn: Connection | None = None
+        self._savepoint_open = False
 
     def _connection(self) -> Connection:
         conn = self._conn
@@ -80,11 +81,25 @@ class PostgresTransactions:
     @contextmanager
     def batch(self) -> Iterator[Connection]:
         conn = self._connection()
+        self._savepoint_open = False
         with conn.transaction():
             yield conn
 
-    def savepoint(self, conn: Connection) -> Any:
-        return conn.transaction()
+    @contextmanager
+    def savepoint(self, conn: Connection) -> Iterator[None]:
+        # A job's savepoint is released by the next job's, in the same round trip as it is
+        # made ("RELEASE; SAVEPOINT", one simple query), or by the COMMIT: one round trip per
+        # job instead of two, and never more than one savepoint deep (PostgreSQL slows every
+        # session down when a transaction holds many subtransactions).
+        conn.execute("RELEASE SAVEPOINT job; SAVEPOINT job" if self._savepoint_open
+                     else "SAVEPOINT job")
+        self._savepoint_open = True
+        try:
+            yield
+        except BaseException:
+            if not conn.broken:
+                conn.execute("ROLLBACK TO SAVEPOINT job")
+            raise
 
     def classify(self, exc: BaseException) -> Failure:
         conn = self._conn
