@@ -99,6 +99,16 @@ def open_store(config: Config, data_dir: Path, metrics: Metrics) -> SqliteStore 
                          on_batch=metrics.observe_batch)
 
 
+def open_media(config: Config, data_dir: Path) -> MediaFiles:
+    if config.store.media_dir is not None:
+        return MediaFiles(data_dir, Path(config.store.media_dir))
+    if config.store.url is not None:
+        log.warning("uploads are kept in the data directory, which only this node serves: with"
+                    " more than one node, set [store] media_dir to a directory they all mount",
+                    extra=fields(media_dir=str(data_dir / "media")))
+    return MediaFiles(data_dir)
+
+
 async def sweep_media(store: SqliteStore | PostgresStore, media: MediaFiles) -> None:
     """Uploads never sent in a message are forgotten after a day, checked every hour."""
     while True:
@@ -205,7 +215,7 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
                                  max(1, int(config.limits.login_per_minute)), name="login")
         accounts = Accounts(store, registration_open=config.registration == "open",
                             login_rate=login_rate)
-        media = MediaFiles(data_dir)
+        media = open_media(config, data_dir)
         app = build_app(service, accounts, hub, media, frame_bytes=config.limits.frame_bytes,
                         upload_bytes=config.limits.upload_bytes,
                         outbox_frames=config.outbox_frames,

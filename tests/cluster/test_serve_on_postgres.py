@@ -8,6 +8,7 @@ branch's node serves on PostgreSQL without using it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,19 +21,29 @@ from chatnode.client import connect
 
 from ..conftest import Node, User, new_user, of_type, whole_history
 from ..pg_server import Postgres
-from .cli import run, write_config
+from .cli import run
 
 UNUSED_BUS = "redis://127.0.0.1:9/0"
 
 
+def stop_all(*nodes: Node) -> None:
+    for node in nodes:
+        if node.process is not None and node.process.poll() is None:
+            node.process.kill()
+            node.process.wait()
+
+
 @pytest.fixture
 def pg_node(pg_url: str, tmp_path: Path) -> Iterator[Node]:
-    config = write_config(tmp_path / "node.toml", pg_url, UNUSED_BUS)
-    node = Node(tmp_path / "data", args=["--config", str(config)])
+    node = node_on(pg_url, tmp_path / "node.toml", tmp_path / "data")
     yield node
-    if node.process is not None and node.process.poll() is None:
-        node.process.kill()
-        node.process.wait()
+    stop_all(node)
+
+
+def node_on(pg_url: str, config: Path, data_dir: Path, *extra: str) -> Node:
+    config.write_text("\n".join(["[store]", f'url = "{pg_url}"', *extra, "[bus]",
+                                 f'url = "{UNUSED_BUS}"']) + "\n")
+    return Node(data_dir, args=["--config", str(config)])
 
 
 async def direct(user: User, other: User) -> str:
@@ -121,3 +132,30 @@ async def test_postgresql_stopping_under_a_node_fails_sends_with_internal_and_it
     async with connect(node.url, bob.token) as (_, frames):
         assert [m["body"] for m in of_type(frames, "message")] == ["before", "while down",
                                                                   "after"]
+
+
+async def test_an_upload_through_one_node_is_served_by_another_from_the_shared_media_dir(
+        pg_url: str, tmp_path: Path) -> None:
+    shared = f'media_dir = "{tmp_path / "shared-media"}"'
+    one = node_on(pg_url, tmp_path / "one.toml", tmp_path / "one", shared)
+    two = node_on(pg_url, tmp_path / "two.toml", tmp_path / "two", shared)
+    try:
+        one.start()
+        two.start()
+        alice, bob = await new_user(one, "alice"), await new_user(one, "bob")
+        cid = await direct(alice, bob)
+        picture = os.urandom(200_000)
+        async with httpx.AsyncClient() as http:
+            uploaded = await http.post(f"{one.url}/api/v1/media", content=picture, headers={
+                "Authorization": f"Bearer {alice.token}", "Content-Type": "image/png"})
+            assert uploaded.status_code == 201, uploaded.text
+            media_id = uploaded.json()["media_id"]
+            await alice.rest.request("POST", f"/api/v1/conversations/{cid}/messages", {
+                "client_msg_id": "pic", "kind": "media", "media_id": media_id})
+            fetched = await http.get(f"{two.url}/api/v1/media/{media_id}",
+                                     headers={"Authorization": f"Bearer {bob.token}"})
+        assert fetched.status_code == 200 and fetched.content == picture
+        assert fetched.headers["content-type"] == "image/png"
+        assert not (tmp_path / "one" / "media").exists()
+    finally:
+        stop_all(one, two)
