@@ -125,10 +125,19 @@ def postgres() -> Iterator[Postgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _admin(postgres: Postgres, statement: str) -> None:
+    """One statement on the server's own `postgres` database: a connection, not a createdb
+    process, since every test that uses PostgreSQL pays for this twice."""
+    import psycopg
+
+    with psycopg.connect(postgres.url("postgres"), autocommit=True) as conn:
+        conn.execute(statement)
+
+
 @pytest.fixture
 def pg_url(postgres: Postgres) -> Iterator[str]:
     """An empty database of the test's own, dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    postgres.tool("createdb", name)
+    _admin(postgres, f"CREATE DATABASE {name}")
     yield postgres.url(name)
-    postgres.tool("dropdb", "--force", name)
+    _admin(postgres, f"DROP DATABASE {name} WITH (FORCE)")
