@@ -39,12 +39,14 @@ from .service import ChatService
 from .store import SqliteStore, now_ms
 from .store import sqlite as sql
 from .store.checkpoint import CHECKPOINT_EVERY_S
+from .store.errors import StoreError
 from .timers import Timers
 from .web import hypercorn_fixes, send_batch
 from .web.app import build_app
 
 if TYPE_CHECKING:
     from .cluster.link import ClusterLink
+    from .store.pg_store import PostgresStore
 
 log = logging.getLogger("chatnode")
 
@@ -84,7 +86,31 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-async def sweep_media(store: SqliteStore, media: MediaFiles) -> None:
+def open_store(config: Config, data_dir: Path, metrics: Metrics) -> SqliteStore | PostgresStore:
+    """SQLite in the data directory, or the cluster's PostgreSQL when `[store] url` names one
+    (imported only then: a single node never loads psycopg)."""
+    if config.store.url is None:
+        return SqliteStore(data_dir, config.durability, on_batch=metrics.observe_batch)
+    try:
+        from .store.pg_store import PostgresStore
+    except ImportError as exc:
+        raise StoreError("a PostgreSQL store needs chatnode's cluster extra:"
+                         f" pip install 'chatnode[cluster]' ({exc})") from None
+    return PostgresStore(config.store.url, config.store.pool_size, config.durability,
+                         on_batch=metrics.observe_batch)
+
+
+def open_media(config: Config, data_dir: Path) -> MediaFiles:
+    if config.store.media_dir is not None:
+        return MediaFiles(data_dir, Path(config.store.media_dir))
+    if config.store.url is not None:
+        log.warning("uploads are kept in the data directory, which only this node serves: with"
+                    " more than one node, set [store] media_dir to a directory they all mount",
+                    extra=fields(media_dir=str(data_dir / "media")))
+    return MediaFiles(data_dir)
+
+
+async def sweep_media(store: SqliteStore | PostgresStore, media: MediaFiles) -> None:
     """Uploads never sent in a message are forgotten after a day, checked every hour."""
     while True:
         for sha256 in await store.write(sql.sweep_unreferenced_media,
@@ -182,12 +208,13 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
     data_dir = Path(config.data_dir)
     with data_dir_lock(data_dir):
         metrics = Metrics()
-        store = SqliteStore(data_dir, config.durability, on_batch=metrics.observe_batch)
+        store = open_store(config, data_dir, metrics)
         engine = Engine(store.load_conversations(), body_chars=config.limits.body_chars,
                         history_on_new_device=config.history_on_new_device)
         hub = Hub()
         metrics.sessions.set_function(hub.session_count)
-        metrics.wal_bytes.set_function(store.wal_bytes)
+        if isinstance(store, SqliteStore):  # PostgreSQL has no WAL file of ours to watch
+            metrics.wal_bytes.set_function(store.wal_bytes)
         timers = Timers()
         presence = PresenceTracker(
             engine, hub, timers,
@@ -207,7 +234,7 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
                                  max(1, int(config.limits.login_per_minute)), name="login")
         accounts = Accounts(store, registration_open=config.registration == "open",
                             login_rate=login_rate)
-        media = MediaFiles(data_dir)
+        media = open_media(config, data_dir)
         app = build_app(service, accounts, hub, media, frame_bytes=config.limits.frame_bytes,
                         upload_bytes=config.limits.upload_bytes,
                         outbox_frames=config.outbox_frames,
@@ -222,7 +249,8 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
                 async with trio.open_nursery() as background:
                     background.start_soon(timers.run)
                     background.start_soon(sweep_media, store, media)
-                    background.start_soon(checkpoint_wal, store, metrics)
+                    if isinstance(store, SqliteStore):
+                        background.start_soon(checkpoint_wal, store, metrics)
                     if push is not None:
                         await background.start(push.run)
                     if cluster is not None:
