@@ -42,6 +42,10 @@ PUBLISH_QUEUE = 10_000
 COMMAND_TIMEOUT_S = 2.0
 # Between attempts to reach Redis again while it is down.
 RETRY_S = 0.5
+# How long a starting node waits for its first subscription. Normally it is subscribed before
+# it serves anything; with Redis down it serves anyway (the log is the truth, /healthz says 503)
+# and resyncs from the store once the bus answers, as after any outage.
+START_WAIT_S = 5.0
 # The empty field that keeps a node's presence hash alive while none of its users is online.
 ALIVE_FIELD = ""
 
@@ -77,6 +81,8 @@ class RedisBus:
         self.publishing = True
         self.dropped = 0
         self._lost = False
+        self._first_subscription = trio.Event()
+        self._gave_up_waiting = False
         self._client: coredis.Redis[bytes] | None = None
         self._send, self._receive = trio.open_memory_channel[_Op](PUBLISH_QUEUE)
 
@@ -108,14 +114,20 @@ class RedisBus:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
-        """Subscribe (retrying until Redis answers), report started, then publish, listen and
-        refresh this node's presence until cancelled."""
+        """Subscribe (or give up waiting after START_WAIT_S), report started, then publish,
+        listen and refresh this node's presence until cancelled."""
         try:
             async with coredis.Redis.from_url(self.url, retry_policy=NoRetryPolicy()) as client:
                 self._client = client
                 async with trio.open_nursery() as nursery:
-                    await nursery.start(self._listen, client)
+                    nursery.start_soon(self._listen, client)
                     nursery.start_soon(self._publish_loop, client)
+                    with trio.move_on_after(START_WAIT_S):
+                        await self._first_subscription.wait()
+                    if not self._first_subscription.is_set():
+                        self._gave_up_waiting = True
+                        log.warning("serving without the bus until Redis answers",
+                                    extra=fields(node=self.node_id))
                     task_status.started()
         except* anyio.ClosedResourceError:
             # coredis (6.9) cleans a cancelled subscription up on the connection it has just
@@ -123,27 +135,28 @@ class RedisBus:
             await trio.lowlevel.checkpoint()
             raise RuntimeError("the bus stopped unexpectedly") from None
 
-    async def _listen(self, client: coredis.Redis[bytes], *,
-                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _listen(self, client: coredis.Redis[bytes]) -> None:
         first = True
+        warned = False
         while True:
             try:
                 async with client.pubsub(channels=[self.channel],
                                          retry_policy=NoRetryPolicy()) as pubsub:
                     self.subscribed = True
-                    if first:
-                        first = False
-                        task_status.started()
-                    else:
+                    if not first or self._gave_up_waiting:
+                        # Facts may have gone by unheard: the node rereads the store.
                         log.info("bus subscription is back", extra=fields(node=self.node_id))
                         self.on_reconnect()
+                    first = warned = False
+                    self._first_subscription.set()
                     async for message in pubsub:
                         if message["type"] == "message":
                             self._take(message["data"])
             except Exception as exc:  # whatever broke, reaching Redis again is the cure
-                if self.subscribed or first:
+                if self.subscribed or not warned:  # once per outage, not every retry
                     log.warning("bus subscription lost, retrying", extra=fields(
                         node=self.node_id, error=_why(exc)))
+                warned = True
                 self.subscribed = False
             await trio.sleep(RETRY_S)
 

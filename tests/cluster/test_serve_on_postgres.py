@@ -2,8 +2,7 @@
 receive, ticks, restart, catch-up), `chatnode check` on the result, and a database that goes
 away under a running node and comes back.
 
-The config names a bus (a PostgreSQL store needs one to start), but nothing listens there: this
-branch's node serves on PostgreSQL without using it.
+The config names a bus (a PostgreSQL store needs one to start): the tests' own redis-server.
 """
 
 from __future__ import annotations
@@ -22,8 +21,7 @@ from chatnode.client import connect
 from ..conftest import Node, User, new_user, of_type, whole_history
 from ..pg_server import Postgres
 from .cli import run
-
-UNUSED_BUS = "redis://127.0.0.1:9/0"
+from .conftest import Redis
 
 
 def stop_all(*nodes: Node) -> None:
@@ -34,15 +32,16 @@ def stop_all(*nodes: Node) -> None:
 
 
 @pytest.fixture
-def pg_node(pg_url: str, tmp_path: Path) -> Iterator[Node]:
-    node = node_on(pg_url, tmp_path / "node.toml", tmp_path / "data")
+def pg_node(pg_url: str, redis_server: Redis, tmp_path: Path) -> Iterator[Node]:
+    node = node_on(pg_url, redis_server.url, tmp_path / "node.toml", tmp_path / "data")
     yield node
     stop_all(node)
 
 
-def node_on(pg_url: str, config: Path, data_dir: Path, *extra: str) -> Node:
+def node_on(pg_url: str, bus_url: str, config: Path, data_dir: Path, *extra: str) -> Node:
     config.write_text("\n".join(["[store]", f'url = "{pg_url}"', *extra, "[bus]",
-                                 f'url = "{UNUSED_BUS}"']) + "\n")
+                                 f'url = "{bus_url}"', f'prefix = "{data_dir.parent.name}"'])
+                      + "\n")
     return Node(data_dir, args=["--config", str(config)])
 
 
@@ -135,10 +134,10 @@ async def test_postgresql_stopping_under_a_node_fails_sends_with_internal_and_it
 
 
 async def test_an_upload_through_one_node_is_served_by_another_from_the_shared_media_dir(
-        pg_url: str, tmp_path: Path) -> None:
+        pg_url: str, redis_server: Redis, tmp_path: Path) -> None:
     shared = f'media_dir = "{tmp_path / "shared-media"}"'
-    one = node_on(pg_url, tmp_path / "one.toml", tmp_path / "one", shared)
-    two = node_on(pg_url, tmp_path / "two.toml", tmp_path / "two", shared)
+    one = node_on(pg_url, redis_server.url, tmp_path / "one.toml", tmp_path / "one", shared)
+    two = node_on(pg_url, redis_server.url, tmp_path / "two.toml", tmp_path / "two", shared)
     try:
         one.start()
         two.start()
