@@ -201,6 +201,7 @@ def _cluster_link(config: Config, service: ChatService) -> ClusterLink | None:
     service.presence.cluster = cluster
     if service.push is not None:
         service.push.online_elsewhere = cluster.online_elsewhere
+        service.push.on_target_added = cluster.push_target_added
     return cluster
 
 

@@ -105,17 +105,18 @@ class ChatService:
         self.hub.unregister(session)
         self.presence.session_closed(session.user_id)
 
-    async def know(self, conversation_id: str, seq: int = 0) -> None:
-        """In a cluster, make sure this node has taken in the conversation (and its log up to
-        `seq`) before judging a request that names it: a device may have learned of it through
-        another node, and the fact may still be on the bus. On a single node, nothing."""
+    async def know(self, conversation_id: str, user_id: str, seq: int = 0) -> None:
+        """In a cluster, make sure this node has taken in the conversation (the user's
+        membership, its log up to `seq`) before judging a request that names it: a device may
+        have learned of it through another node, and the fact may still be on the bus. On a
+        single node, nothing."""
         cluster = self.cluster
         if cluster is None:
             return
         conv = self.engine.conversations.get(conversation_id)
         if conv is None:
             await cluster.learn(conversation_id)
-        elif seq > conv.last_seq:
+        elif seq > conv.last_seq or user_id not in conv.members:
             await cluster.catch_up(conversation_id)
 
     # --- sending ------------------------------------------------------------------------------
@@ -260,7 +261,7 @@ class ChatService:
         the actor now sees it, or None when the actor left. A stranger, or a conversation that
         does not exist, is `forbidden` before anything is queued."""
         if self.cluster is not None:
-            await self.know(conversation_id)
+            await self.know(conversation_id, actor_id)
         before = set(self.engine.conversation_for(actor_id, conversation_id).members)
         job = self.store.submit(change, conversation_id, actor_id, *args,
                                 on_done=self._members_done)
@@ -360,7 +361,7 @@ class ChatService:
         """A page of the log; `folded` gives the view with edits and reactions folded in
         (paging still counts the log's seqs, so a folded page may hold fewer messages)."""
         if self.cluster is not None:
-            await self.know(conversation_id)
+            await self.know(conversation_id, user_id)
         conv = self.engine.conversation_for(user_id, conversation_id)
         if not 1 <= limit <= HISTORY_MAX_LIMIT:
             raise ChatError(ErrorCode.INVALID, f"limit must be 1 to {HISTORY_MAX_LIMIT}")

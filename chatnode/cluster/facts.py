@@ -56,13 +56,19 @@ class PresenceChanged(Fact, tag="presence"):
     last_seen: int
 
 
+class PushTargetAdded(Fact, tag="push_target"):
+    """A device of the user registered a push target: any node's commit may now wake them."""
+
+    user_id: str
+
+
 class Resync(Fact, tag="resync"):
     """The origin dropped facts (its bus was down or its queue full): every node makes its
     sessions whole from the store, as after its own reconnection."""
 
 
 AnyFact = MessageCommitted | MarkersMoved | ConversationChanged | TypingChanged \
-    | PresenceChanged | Resync
+    | PresenceChanged | PushTargetAdded | Resync
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyFact)

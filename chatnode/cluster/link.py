@@ -20,6 +20,7 @@ import trio
 from ..engine import ConversationState
 from ..hub import Session
 from ..logs import fields
+from ..presence import TYPING_FORWARD_EVERY_S, TYPING_TIMEOUT_S
 from ..protocol import Message, TypingEvent
 from ..store import ConversationRecord, MemberRecord, now_ms
 from ..store import sqlite as sql
@@ -30,6 +31,7 @@ from .facts import (
     MarkersMoved,
     MessageCommitted,
     PresenceChanged,
+    PushTargetAdded,
     Resync,
     TypingChanged,
 )
@@ -120,6 +122,9 @@ class ClusterLink:
         self.bus.presence(user_id, online)
         self.bus.publish(PresenceChanged(self.bus.node_id, user_id, online, ts))
 
+    def push_target_added(self, user_id: str) -> None:
+        self.bus.publish(PushTargetAdded(self.bus.node_id, user_id))
+
     def online_elsewhere(self, user_id: str) -> bool:
         return any(user_id in users for users in self.remote_online.values())
 
@@ -138,15 +143,31 @@ class ClusterLink:
             case ConversationChanged():
                 self._conversation(fact.record, fact.events, fact.created, introduce=True)
             case TypingChanged():
-                conv = self.engine.conversations.get(fact.conversation_id)
-                if conv is not None:
-                    others = [m for m in conv.members if m != fact.user_id]
-                    self.hub.publish(others, TypingEvent(fact.conversation_id, fact.user_id,
-                                                         fact.typing))
+                self._remote_typing(fact.conversation_id, fact.user_id, fact.typing)
             case PresenceChanged():
                 self._remote_presence(fact.origin, fact.user_id, fact.online, fact.last_seen)
+            case PushTargetAdded():
+                if self.service.push is not None:
+                    self.service.push.users_with_targets.add(fact.user_id)
             case Resync():
                 self.resync_soon()
+
+    def _remote_typing(self, conversation_id: str, user_id: str, typing: bool) -> None:
+        """Shown to this node's members; cleared here too if the typer's node never says
+        `false` (it died): the typer's node forwards `true` again while they type."""
+        conv = self.engine.conversations.get(conversation_id)
+        if conv is None:
+            return
+        timers = self.service.presence.timers
+        key = ("remote typing", user_id, conversation_id)
+        if typing:
+            # The typer's node forwards `true` at least this often while they type.
+            timers.call_later(TYPING_TIMEOUT_S + TYPING_FORWARD_EVERY_S, key,
+                              lambda: self._remote_typing(conversation_id, user_id, False))
+        else:
+            timers.cancel(key)
+        others = [m for m in conv.members if m != user_id]
+        self.hub.publish(others, TypingEvent(conversation_id, user_id, typing))
 
     def _known(self, conversation_id: str, fact: AnyFact, start: int | None) -> bool:
         """Whether the engine knows the conversation; if not, it is loaded from the store
@@ -182,12 +203,15 @@ class ClusterLink:
         return True
 
     async def catch_up(self, conversation_id: str) -> None:
-        """Take in whatever the store has of this conversation beyond what was applied (a
-        device names a seq this node has not heard of yet)."""
+        """Take in whatever the store has of this conversation beyond what this node took in
+        (a device names a seq, or a membership, this node has not heard of yet)."""
         record = await self.store.read(sql.conversation_by_id, conversation_id)
         if record is None:
             return
         self._line(conversation_id)
+        conv = self.engine.conversations.get(conversation_id)
+        if conv is not None and not _same_shape(conv, record):
+            self._conversation(record, [], False, introduce=True)
         behind = self.sequencer.behind(conversation_id, record.last_seq)
         if behind is not None:
             async for chunk in self.store.stream_ranges([behind]):
@@ -366,6 +390,9 @@ class ClusterLink:
                 ranges.append(behind)
         async for chunk in self.store.stream_ranges(ranges):
             self.sequencer.fill(chunk)
+        push = self.service.push
+        if push is not None:
+            push.users_with_targets |= await self.store.read(sql.users_with_push_targets)
         await self._load_presence()
         log.info("resynced from the store", extra=fields(
             conversations=len(records), behind=len(ranges),

@@ -76,6 +76,8 @@ class PushDispatcher:
         self.hub = hub
         # In a cluster: whether the user has a live session on another node.
         self.online_elsewhere: Callable[[str], bool] = lambda user_id: False
+        # In a cluster: tell the other nodes, whose commits may have to wake this user.
+        self.on_target_added: Callable[[str], None] = lambda user_id: None
         self.timers = timers
         self.metrics = metrics
         self.data_dir = data_dir
@@ -175,6 +177,7 @@ class PushDispatcher:
 
     def target_added(self, user_id: str) -> None:
         self.users_with_targets.add(user_id)
+        self.on_target_added(user_id)
 
     # --- sending ------------------------------------------------------------------------------
 

@@ -187,7 +187,7 @@ class Api:
     async def get_conversation(self, request: Request) -> Response:
         device = await self._device(request)
         if self.service.cluster is not None:
-            await self.service.know(request.path_params["cid"])
+            await self.service.know(request.path_params["cid"], device.user_id)
         conv = self.service.engine.conversation_for(device.user_id, request.path_params["cid"])
         return json_response(await self.service.conversation_info(device.user_id, conv))
 
@@ -244,8 +244,8 @@ class Api:
         frame = Send(conversation_id=request.path_params["cid"],
                      **msgspec.structs.asdict(body))
         if self.service.cluster is not None:
-            await self.service.know(frame.conversation_id, max(frame.target or 0,
-                                                               frame.reply_to or 0))
+            await self.service.know(frame.conversation_id, device.user_id,
+                                    max(frame.target or 0, frame.reply_to or 0))
         job = self.service.submit_send(device.user_id, frame, None)
         try:
             message, created = await job.wait()

@@ -25,7 +25,7 @@ async def test_a_conversation_the_nodes_have_not_heard_of_is_loaded_from_the_sto
         record, _ = await store.write(sql.insert_conversation, "group", "g", alice, [bob])
         cid = record.conversation_id
         alice_b = await Client(b, alice).open(nursery)
-        await b.service.know(cid)
+        await b.service.know(cid, alice)
         alice_b.send(cid, "m1", "first")
         await alice_b.wait_for(lambda c: len(c.of("sent")) == 1)
         await bob_a.wait_for(lambda c: c.seqs(cid) == [1])

@@ -13,6 +13,7 @@ from chatnode.cluster.facts import (
     MarkersMoved,
     MessageCommitted,
     PresenceChanged,
+    PushTargetAdded,
     Resync,
     TypingChanged,
     decode_fact,
@@ -32,6 +33,7 @@ FACTS: list[AnyFact] = [
     ConversationChanged("n2", RECORD, [], created=True),
     TypingChanged("n1", "c1", "u1", True),
     PresenceChanged("n2", "u2", False, 1_795_000_000_002),
+    PushTargetAdded("n2", "u2"),
     Resync("n3"),
 ]
 
