@@ -56,7 +56,11 @@ class _PresenceOp:
     online: bool
 
 
-_Op = bytes | _PresenceOp
+class _Refresh:
+    """Rewrite this node's presence hash now, in order with the facts around it."""
+
+
+_Op = bytes | _PresenceOp | _Refresh
 
 
 def _noop(*args: Any) -> None:
@@ -102,6 +106,9 @@ class RedisBus:
     def presence(self, user_id: str, online: bool) -> None:
         """This node's presence hash gains or loses a user (in order with the facts)."""
         self._queue(_PresenceOp(user_id, online))
+
+    def refresh_presence(self) -> None:
+        self._queue(_Refresh())
 
     def _queue(self, op: _Op) -> None:
         try:
@@ -220,6 +227,8 @@ class RedisBus:
     async def _run_op(self, client: coredis.Redis[bytes], op: _Op) -> None:
         if isinstance(op, bytes):
             await client.publish(self.channel, op)
+        elif isinstance(op, _Refresh):
+            await self._refresh(client)
         elif op.online:
             await client.hset(self.presence_key, {op.user_id: b"1"})
         else:

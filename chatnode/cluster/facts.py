@@ -56,6 +56,13 @@ class PresenceChanged(Fact, tag="presence"):
     last_seen: int
 
 
+class NodePresence(Fact, tag="node_presence"):
+    """Every user online on the origin node, after its bus came back: the others may have
+    read its presence hash while Redis was empty, or missed its presence facts."""
+
+    users: list[str]
+
+
 class PushTargetAdded(Fact, tag="push_target"):
     """A device of the user registered a push target: any node's commit may now wake them."""
 
@@ -68,7 +75,7 @@ class Resync(Fact, tag="resync"):
 
 
 AnyFact = MessageCommitted | MarkersMoved | ConversationChanged | TypingChanged \
-    | PresenceChanged | PushTargetAdded | Resync
+    | PresenceChanged | NodePresence | PushTargetAdded | Resync
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyFact)

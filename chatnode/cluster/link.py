@@ -30,6 +30,7 @@ from .facts import (
     ConversationChanged,
     MarkersMoved,
     MessageCommitted,
+    NodePresence,
     PresenceChanged,
     PushTargetAdded,
     Resync,
@@ -70,7 +71,7 @@ class ClusterLink:
         self._resync = trio.Event()
         self._nursery: trio.Nursery | None = None
         bus.on_fact = self.take
-        bus.on_reconnect = self.resync_soon
+        bus.on_reconnect = self._bus_back
         bus.online_here = lambda: list(self.local_online)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -146,6 +147,9 @@ class ClusterLink:
                 self._remote_typing(fact.conversation_id, fact.user_id, fact.typing)
             case PresenceChanged():
                 self._remote_presence(fact.origin, fact.user_id, fact.online, fact.last_seen)
+            case NodePresence():
+                self._replace_remote_online({**self.remote_online,
+                                             fact.origin: set(fact.users)})
             case PushTargetAdded():
                 if self.service.push is not None:
                     self.service.push.users_with_targets.add(fact.user_id)
@@ -353,6 +357,14 @@ class ClusterLink:
 
     def resync_soon(self) -> None:
         self._resync.set()
+
+    def _bus_back(self) -> None:
+        """This node's subscription came back: reread what it may have missed, and tell the
+        others who is online here (a restarted Redis forgot this node's presence hash; it is
+        written again before the news, so a node that reads hashes after it sees it)."""
+        self.resync_soon()
+        self.bus.refresh_presence()
+        self.bus.publish(NodePresence(self.bus.node_id, sorted(self.local_online)))
 
     async def _resync_loop(self) -> None:
         while True:

@@ -38,3 +38,24 @@ async def test_messages_and_markers_committed_while_redis_was_down_reach_the_oth
         assert a.engine.conversations[cid].last_seq == 6
         await bob_a.wait_for(lambda c: any(s["last_read_seq"] == 6 for s in c.of("status_update")
                                            if s["conversation_id"] == cid))
+
+
+async def test_after_redis_restarted_empty_users_online_elsewhere_are_shown_online_again(
+        tmp_path: Path, own_redis: Redis) -> None:
+    """A restarted Redis has forgotten every node's presence hash; the nodes write theirs
+    again and say who is online, rather than leave each other's users offline until the next
+    refresh (a third of presence_ttl_s, 20 s by default)."""
+    async with cluster(tmp_path, own_redis.url) as (store, (a, b), nursery):
+        alice, bob = await add_user(store, "alice"), await add_user(store, "bob")
+        await create(a, alice, [bob], kind="direct")
+        bob_a = await Client(a, bob).open(nursery)
+        await Client(b, alice).open(nursery)
+        await bob_a.wait_for(lambda c: a.presence.shown_online(alice))
+        own_redis.restart()
+        with trio.fail_after(20):
+            while not (a.link.bus.healthy and b.link.bus.healthy):
+                await trio.sleep(0.05)
+        await trio.sleep(1)  # both resyncs done
+        assert a.presence.shown_online(alice) and b.presence.shown_online(bob)
+        await bob_a.wait_for(lambda c: [p["online"] for p in c.of("presence")
+                                        if p["user_id"] == alice][-1] is True)

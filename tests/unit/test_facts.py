@@ -12,6 +12,7 @@ from chatnode.cluster.facts import (
     ConversationChanged,
     MarkersMoved,
     MessageCommitted,
+    NodePresence,
     PresenceChanged,
     PushTargetAdded,
     Resync,
@@ -33,6 +34,7 @@ FACTS: list[AnyFact] = [
     ConversationChanged("n2", RECORD, [], created=True),
     TypingChanged("n1", "c1", "u1", True),
     PresenceChanged("n2", "u2", False, 1_795_000_000_002),
+    NodePresence("n2", ["u1", "u2"]),
     PushTargetAdded("n2", "u2"),
     Resync("n3"),
 ]
