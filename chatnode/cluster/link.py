@@ -16,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING, NamedTuple
 
 import trio
+from prometheus_client import Counter, Gauge
 
 from ..engine import ConversationState
 from ..hub import Session
@@ -70,6 +71,17 @@ class ClusterLink:
         self._learning: dict[str, list[AnyFact]] = {}
         self._resync = trio.Event()
         self._nursery: trio.Nursery | None = None
+        registry = service.metrics.registry
+        Gauge("chatnode_bus_up", "1 while this node is subscribed to the bus and can publish",
+              registry=registry).set_function(lambda: float(bus.healthy))
+        Gauge("chatnode_bus_facts_dropped", "Facts this node could not publish since it started"
+              " (Redis down or too slow); each outage ends in a resync",
+              registry=registry).set_function(lambda: float(bus.dropped))
+        self.gap_reads = Counter("chatnode_bus_gap_reads_total", "Messages the bus had not"
+                                 " brought within the deadline, read from the store instead",
+                                 registry=registry)
+        self.resyncs = Counter("chatnode_bus_resyncs_total", "Times this node reread the shared"
+                               " state after facts may have been lost", registry=registry)
         bus.on_fact = self.take
         bus.on_reconnect = self._bus_back
         bus.online_here = lambda: list(self.local_online)
@@ -243,6 +255,7 @@ class ClusterLink:
             while (gap := self.sequencer.gap(conversation_id)) is not None:
                 try:
                     async for chunk in self.store.stream_ranges([gap]):
+                        self.gap_reads.inc(len(chunk))
                         self.sequencer.fill(chunk)
                 except Exception as exc:  # the store is down: try again after a while
                     log.warning("gap fill failed", extra=fields(
@@ -381,6 +394,7 @@ class ClusterLink:
         """Reread the shared state and send this node's sessions what they missed: new or
         changed conversations, markers, messages past what was applied, and presence."""
         started = trio.current_time()
+        self.resyncs.inc()
         records: list[ConversationRecord] = await self.store.read(sql.all_conversations)
         ranges = []
         for record in records:

@@ -78,6 +78,9 @@ async def test_messages_markers_typing_retries_and_presence_cross_nodes_and_a_no
             two.kill()  # bob's only node, and alice's laptop's
             await carol_one.wait_for(lambda w: bob_shown(w)[-1] is False, timeout=15)
             await alice_one.wait_for(lambda w: bob_shown(w)[-1] is False)
+            async with httpx.AsyncClient() as http:
+                metrics = (await http.get(f"{one.url}/metrics")).text
+            assert "chatnode_bus_up 1.0" in metrics
             # Node one never stopped: its sessions still talk.
             await carol_one.session.send({"type": "ping", "id": "still"})
             await carol_one.wait_for(lambda w: {"type": "pong", "id": "still"} in w.frames)
@@ -164,4 +167,8 @@ async def test_redis_restarted_under_load_sends_are_acknowledged_and_nobody_miss
                                       >= count, timeout=30)
                 assert sender.seqs(group) == sorted(set(sender.seqs(group)))
                 assert sorted(mine | set(sender.seqs(group))) == list(range(1, count + 1))
+            async with httpx.AsyncClient() as http:
+                metrics = (await http.get(f"{one.url}/metrics")).text
+            assert "chatnode_bus_resyncs_total 0.0" not in metrics
+            assert "chatnode_bus_up 1.0" in metrics
             nursery.cancel_scope.cancel()
