@@ -173,8 +173,15 @@ class RedisBus:
         except ValueError:
             log.warning("not a fact on the bus, ignored", extra=fields(bytes=len(data)))
             return
-        if fact.origin != self.node_id:
+        if fact.origin == self.node_id:
+            return
+        try:
             self.on_fact(fact)
+        except Exception:
+            # A bug of ours, not the bus's: keep listening, and let the store put right
+            # whatever this fact should have done.
+            log.exception("applying a fact failed", extra=fields(fact=type(fact).__name__))
+            self.on_reconnect()
 
     async def _publish_loop(self, client: coredis.Redis[bytes]) -> None:
         next_refresh = trio.current_time()
