@@ -28,6 +28,7 @@ import psycopg
 import trio
 from psycopg_pool import ConnectionPool
 
+from ..protocol import Message
 from . import pg_ops
 from . import sqlite as sql
 from .errors import StoreError
@@ -177,7 +178,7 @@ class PostgresStore:
                 ) from None
         raise AssertionError("unreachable")
 
-    async def stream_ranges(self, ranges: list[CatchupRange]) -> AsyncIterator[list[Any]]:
+    async def stream_ranges(self, ranges: list[CatchupRange]) -> AsyncIterator[list[Message]]:
         for chunk in plan_chunks(ranges):
             yield await self.read(sql.read_ranges, chunk)
 
