@@ -484,13 +484,18 @@ def advance_markers(conn: Connection, conversation_id: str, user_id: str,
 
 def read_ranges(conn: Connection, ranges: list[CatchupRange]) -> list[Message]:
     """Messages of several (lo, hi] ranges in one statement: the ranges go in as four arrays,
-    each an index range read on the primary key, range by range in the order given."""
+    each an index range read on the primary key, range by range in the order given.
+
+    The LIMIT (exact: a range holds hi - lo messages) keeps the planner from flattening the
+    LATERAL subquery into a hash join over the whole log; as it is, each range is one
+    parameterised scan of the primary key."""
     if not ranges:
         return []
     rows = conn.execute(
         f"SELECT {_M_COLUMNS} FROM unnest(%s::int[], %s::text[], %s::bigint[], %s::bigint[])"
-        " AS r (i, cid, lo, hi) JOIN messages AS m"
-        " ON m.conversation_id = r.cid AND m.seq > r.lo AND m.seq <= r.hi ORDER BY r.i, m.seq",
+        f" AS r (i, cid, lo, hi) CROSS JOIN LATERAL (SELECT {_MESSAGE_COLUMNS} FROM messages"
+        " WHERE conversation_id = r.cid AND seq > r.lo AND seq <= r.hi ORDER BY seq"
+        " LIMIT r.hi - r.lo) AS m ORDER BY r.i, m.seq",
         (list(range(len(ranges))), [r.conversation_id for r in ranges],
          [r.lo for r in ranges], [r.hi for r in ranges])).fetchall()
     return [_message(row) for row in rows]
