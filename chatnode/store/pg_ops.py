@@ -77,7 +77,7 @@ def user_by_id(conn: Connection, user_id: str) -> UserRecord | None:
 def existing_user_ids(conn: Connection, user_ids: Iterable[str]) -> set[str]:
     """The ids among `user_ids` that name an enabled user."""
     return {row[0] for row in conn.execute(
-        "SELECT user_id FROM users WHERE NOT disabled AND user_id = ANY(%s)",
+        "SELECT user_id FROM users WHERE NOT disabled AND user_id = ANY(%s::text[])",
         (list(user_ids),))}
 
 
@@ -170,7 +170,7 @@ def set_push_preview(conn: Connection, user_id: str, preview: str) -> None:
 
 
 def users_info(conn: Connection, user_ids: Iterable[str]) -> dict[str, UserRecord]:
-    rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = ANY(%s)",
+    rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = ANY(%s::text[])",
                         (list(user_ids),))
     return {row[0]: UserRecord(*row) for row in rows}
 
