@@ -125,7 +125,9 @@ class PostgresStore:
     def __init__(self, url: str, pool_size: int = 10, durability: Durability = "full",
                  on_batch: Callable[[int, float], None] = lambda size, seconds: None) -> None:
         self.where = describe(url)
-        self._start_conn = open_migrated(url)  # creates or migrates the schema
+        # Creates or migrates the schema, then serves load_conversations and load_push_users
+        # (both run before start); start closes it, so a node holds pool_size + 1 connections.
+        self._start_conn: Connection | None = open_migrated(url)
         self._transactions = PostgresTransactions(url, durability)
         self._writer = GroupCommitWriter(self._transactions, on_batch)
         self._pool: ConnectionPool[Connection] = ConnectionPool(
@@ -136,6 +138,7 @@ class PostgresStore:
         self._read_limiter = trio.CapacityLimiter(pool_size)
 
     def start(self) -> None:
+        self._close_start_conn()
         self._pool.open(wait=False)
         self._writer.start()
 
@@ -143,7 +146,12 @@ class PostgresStore:
         await self._writer.stop()
         self._transactions.close()
         await trio.to_thread.run_sync(self._pool.close)
-        self._start_conn.close()
+        self._close_start_conn()
+
+    def _close_start_conn(self) -> None:
+        if self._start_conn is not None:
+            self._start_conn.close()
+            self._start_conn = None
 
     # writes
 
@@ -184,7 +192,9 @@ class PostgresStore:
 
     def load_conversations(self) -> list[ConversationRecord]:
         """Synchronous: used once at start, before anything is served."""
+        assert self._start_conn is not None, "load before start"
         return pg_ops.all_conversations(self._start_conn)
 
     def load_push_users(self) -> set[str]:
+        assert self._start_conn is not None, "load before start"
         return pg_ops.users_with_push_targets(self._start_conn)
