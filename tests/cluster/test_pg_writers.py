@@ -1,7 +1,8 @@
 """Two PostgresStores on one database, as two nodes are: each with its own group-commit writer.
 Their batches deadlock for real and are retried until every job commits; they append into one
 conversation at once and the log is still 1..N with no gap and no duplicate; the same
-client_msg_id sent through both is one message."""
+client_msg_id sent through both, or the same direct pair created through both, while the first
+is still uncommitted, is one message, one conversation."""
 
 from __future__ import annotations
 
