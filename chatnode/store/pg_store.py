@@ -19,6 +19,7 @@ has no meaning here, so the store has none (server.py runs it only for SQLite).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -28,6 +29,7 @@ import psycopg
 import trio
 from psycopg_pool import ConnectionPool
 
+from ..logs import fields
 from ..protocol import Message
 from . import pg_ops
 from . import sqlite as sql
@@ -37,6 +39,8 @@ from .records import CatchupRange, ConversationRecord
 from .sqlite import Durability, plan_chunks
 from .transactions import Failure
 from .writer import GroupCommitWriter, Job, StoreUnavailable
+
+log = logging.getLogger("chatnode.store")
 
 # How long a read waits for a pooled connection before it is StoreUnavailable: while the
 # database is down the pool cannot make one, and a request should say so, not hang.
@@ -74,7 +78,13 @@ class PostgresTransactions:
         if conn is not None and not conn.closed and not conn.broken:
             return conn
         self.close()
-        conn = connect(self._url)
+        try:
+            conn = connect(self._url)
+        except StoreError as exc:
+            # The address and libpq's words go to the log; what the batch's callers (and
+            # /healthz, which anyone may ask) are told names nothing of the network.
+            log.error("the writer cannot connect", extra=fields(error=str(exc)))
+            raise StoreUnavailable("the PostgreSQL store cannot be reached") from None
         conn.execute(f"SET synchronous_commit = {self._synchronous_commit}")
         self._conn = conn
         return conn
@@ -104,7 +114,8 @@ class PostgresTransactions:
 
     def classify(self, exc: BaseException) -> Failure:
         conn = self._conn
-        if isinstance(exc, StoreError) or conn is None or conn.closed or conn.broken:
+        if (isinstance(exc, StoreUnavailable | StoreError) or conn is None or conn.closed
+                or conn.broken):
             return Failure.LOST_BATCH
         sqlstate = getattr(exc, "sqlstate", None) or ""
         if sqlstate.startswith("40"):  # serialization failure, deadlock: another node won

@@ -94,8 +94,12 @@ async def test_a_node_on_postgresql_sends_delivers_ticks_and_catches_up_after_a_
 
 
 async def healthz(node: Node) -> int:
+    return (await health(node)).status_code
+
+
+async def health(node: Node) -> httpx.Response:
     async with httpx.AsyncClient() as client:
-        return (await client.get(f"{node.url}/healthz", timeout=20)).status_code
+        return await client.get(f"{node.url}/healthz", timeout=20)
 
 
 async def test_postgresql_stopping_under_a_node_fails_sends_with_internal_and_it_recovers(
@@ -112,7 +116,11 @@ async def test_postgresql_stopping_under_a_node_fails_sends_with_internal_and_it
             await a.send_text(cid, "while down", client_msg_id="down")
             error, _ = await a.until_type("error", timeout=30)
             assert error["code"] == "internal" and error["ref"] == "down"
-            assert await healthz(node) == 503
+            answer = await health(node)
+            assert answer.status_code == 503
+            # anyone may ask: the reason names nothing of the database's network
+            assert answer.json()["status"] == "unavailable"
+            assert str(postgres.port) not in answer.text and "127.0.0.1" not in answer.text
         finally:
             postgres.start()
         # The node recovers by itself: the same session sends again, health is back.
