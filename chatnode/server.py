@@ -40,13 +40,13 @@ from .store import SqliteStore, now_ms
 from .store import sqlite as sql
 from .store.checkpoint import CHECKPOINT_EVERY_S
 from .store.errors import StoreError
+from .store.interface import NodeStore
 from .timers import Timers
 from .web import hypercorn_fixes, send_batch
 from .web.app import build_app
 
 if TYPE_CHECKING:
     from .cluster.link import ClusterLink
-    from .store.pg_store import PostgresStore
 
 log = logging.getLogger("chatnode")
 
@@ -86,7 +86,7 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def open_store(config: Config, data_dir: Path, metrics: Metrics) -> SqliteStore | PostgresStore:
+def open_store(config: Config, data_dir: Path, metrics: Metrics) -> NodeStore:
     """SQLite in the data directory, or the cluster's PostgreSQL when `[store] url` names one
     (imported only then: a single node never loads psycopg)."""
     if config.store.url is None:
@@ -110,7 +110,7 @@ def open_media(config: Config, data_dir: Path) -> MediaFiles:
     return MediaFiles(data_dir)
 
 
-async def sweep_media(store: SqliteStore | PostgresStore, media: MediaFiles) -> None:
+async def sweep_media(store: NodeStore, media: MediaFiles) -> None:
     """Uploads never sent in a message are forgotten after a day, checked every hour."""
     while True:
         for sha256 in await store.write(sql.sweep_unreferenced_media,

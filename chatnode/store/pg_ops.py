@@ -77,7 +77,7 @@ def user_by_id(conn: Connection, user_id: str) -> UserRecord | None:
 def existing_user_ids(conn: Connection, user_ids: Iterable[str]) -> set[str]:
     """The ids among `user_ids` that name an enabled user."""
     return {row[0] for row in conn.execute(
-        "SELECT user_id FROM users WHERE NOT disabled AND user_id = ANY(%s)",
+        "SELECT user_id FROM users WHERE NOT disabled AND user_id = ANY(%s::text[])",
         (list(user_ids),))}
 
 
@@ -170,7 +170,7 @@ def set_push_preview(conn: Connection, user_id: str, preview: str) -> None:
 
 
 def users_info(conn: Connection, user_ids: Iterable[str]) -> dict[str, UserRecord]:
-    rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = ANY(%s)",
+    rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = ANY(%s::text[])",
                         (list(user_ids),))
     return {row[0]: UserRecord(*row) for row in rows}
 
@@ -244,56 +244,75 @@ def message_by_client_id(conn: Connection, sender_id: str, client_msg_id: str
     return None if row is None else _message(row)
 
 
+# One statement appends a message: it looks for the original of a retry and for the sender's
+# membership, takes the seq from the conversation's counter row only when it is a new message
+# from a member (the UPDATE holds that row's lock to COMMIT), inserts it, and moves the sender's
+# markers. What it found comes back as one row: (new seq, is a member, the original's columns).
+_APPEND = (
+    "WITH original AS (SELECT * FROM messages"
+    "   WHERE sender_id = %(sender)s AND client_msg_id = %(cmid)s),"
+    " member AS (SELECT 1 FROM members WHERE conversation_id = %(cid)s AND user_id = %(sender)s),"
+    " c AS (UPDATE conversations SET last_seq = last_seq + 1, last_activity = %(ts)s"
+    "   WHERE conversation_id = %(cid)s AND NOT EXISTS (SELECT 1 FROM original)"
+    "   AND EXISTS (SELECT 1 FROM member) RETURNING last_seq),"
+    f" i AS (INSERT INTO messages ({_MESSAGE_COLUMNS}) SELECT %(cid)s, last_seq, %(sender)s,"
+    "   %(cmid)s, %(kind)s, %(body)s, %(ts)s::bigint, %(media)s, %(reply_to)s::bigint,"
+    "   %(target)s::bigint FROM c RETURNING seq),"
+    " k AS (UPDATE members SET last_delivered_seq = GREATEST(last_delivered_seq, i.seq),"
+    "   last_read_seq = GREATEST(last_read_seq, i.seq) FROM i"
+    "   WHERE conversation_id = %(cid)s AND user_id = %(sender)s)"
+    " SELECT (SELECT seq FROM i), EXISTS (SELECT 1 FROM member),"
+    f" {_M_COLUMNS} FROM (SELECT 1) AS one LEFT JOIN original AS m ON TRUE"
+)
+
+
 def append_message(conn: Connection, conversation_id: str, sender_id: str,
                    client_msg_id: str, kind: str, body: str, media_id: str | None,
                    reply_to: int | None, target: int | None) -> tuple[Message, bool]:
     """Append to the log; a known (sender, client_msg_id) returns the original message instead.
 
-    Two round trips for a plain message: one asks for the original and the membership at once,
-    one takes the seq from the counter row (locking it until COMMIT), inserts the message and
-    moves the sender's markers."""
-    found = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM members WHERE conversation_id = %s AND user_id = %s),"
-        f" {_M_COLUMNS} FROM (SELECT 1) AS one LEFT JOIN messages AS m"
-        " ON m.sender_id = %s AND m.client_msg_id = %s",
-        (conversation_id, sender_id, sender_id, client_msg_id)).fetchone()
-    assert found is not None
-    if found[1] is not None:
-        return _message(found[1:]), False
-    if not found[0]:
-        raise ChatError(ErrorCode.FORBIDDEN, "not a member of this conversation",
-                        ref=client_msg_id)
-    if target is not None:
-        _check_target(conn, conversation_id, sender_id, client_msg_id, kind, target)
-    if media_id is not None:
-        _use_media(conn, media_id, sender_id, client_msg_id)
+    A plain message is one round trip (_APPEND). A reaction, edit, delete or media message
+    first checks what it refers to, after the same original-and-membership question."""
+    if target is not None or media_id is not None:
+        found = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM members WHERE conversation_id = %s AND user_id = %s),"
+            f" {_M_COLUMNS} FROM (SELECT 1) AS one LEFT JOIN messages AS m"
+            " ON m.sender_id = %s AND m.client_msg_id = %s",
+            (conversation_id, sender_id, sender_id, client_msg_id)).fetchone()
+        assert found is not None
+        if found[1] is not None:
+            return _message(found[1:]), False
+        _require_member(found[0], client_msg_id)
+        if target is not None:
+            _check_target(conn, conversation_id, sender_id, client_msg_id, kind, target)
+        if media_id is not None:
+            _use_media(conn, media_id, sender_id, client_msg_id)
     if kind == "delete":
         body = ""
     ts = now_ms()
     try:
-        row = conn.execute(
-            "WITH c AS (UPDATE conversations SET last_seq = last_seq + 1, last_activity = %(ts)s"
-            "   WHERE conversation_id = %(cid)s RETURNING last_seq),"
-            f" i AS (INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (%(cid)s,"
-            "   (SELECT last_seq FROM c), %(sender)s, %(cmid)s, %(kind)s, %(body)s, %(ts)s,"
-            "   %(media)s, %(reply_to)s, %(target)s) RETURNING seq),"
-            " k AS (UPDATE members SET last_delivered_seq = GREATEST(last_delivered_seq, i.seq),"
-            "   last_read_seq = GREATEST(last_read_seq, i.seq) FROM i"
-            "   WHERE conversation_id = %(cid)s AND user_id = %(sender)s)"
-            " SELECT seq FROM i",
-            {"cid": conversation_id, "sender": sender_id, "cmid": client_msg_id, "kind": kind,
-             "body": body, "ts": ts, "media": media_id, "reply_to": reply_to,
-             "target": target}).fetchone()
+        row = conn.execute(_APPEND, {
+            "cid": conversation_id, "sender": sender_id, "cmid": client_msg_id, "kind": kind,
+            "body": body, "ts": ts, "media": media_id, "reply_to": reply_to,
+            "target": target}).fetchone()
     except errors.UniqueViolation:
         raise RunAgain("another node stored this client_msg_id meanwhile") from None
     assert row is not None
-    seq = int(row[0])
+    if row[2] is not None:
+        return _message(row[2:]), False
+    _require_member(row[1], client_msg_id)
     if kind == "delete":
         # The log stays append-only, but a deleted message's content is gone for everyone.
         conn.execute("UPDATE messages SET body = '', media_id = NULL"
                      " WHERE conversation_id = %s AND seq = %s", (conversation_id, target))
-    return Message(conversation_id, seq, sender_id, client_msg_id, kind, body, ts, media_id,
-                   reply_to, target), True
+    return Message(conversation_id, int(row[0]), sender_id, client_msg_id, kind, body, ts,
+                   media_id, reply_to, target), True
+
+
+def _require_member(is_member: bool, client_msg_id: str) -> None:
+    if not is_member:
+        raise ChatError(ErrorCode.FORBIDDEN, "not a member of this conversation",
+                        ref=client_msg_id)
 
 
 def _check_target(conn: Connection, conversation_id: str, sender_id: str,
@@ -465,13 +484,18 @@ def advance_markers(conn: Connection, conversation_id: str, user_id: str,
 
 def read_ranges(conn: Connection, ranges: list[CatchupRange]) -> list[Message]:
     """Messages of several (lo, hi] ranges in one statement: the ranges go in as four arrays,
-    each an index range read on the primary key, range by range in the order given."""
+    each an index range read on the primary key, range by range in the order given.
+
+    The LIMIT (exact: a range holds hi - lo messages) keeps the planner from flattening the
+    LATERAL subquery into a hash join over the whole log; as it is, each range is one
+    parameterised scan of the primary key."""
     if not ranges:
         return []
     rows = conn.execute(
         f"SELECT {_M_COLUMNS} FROM unnest(%s::int[], %s::text[], %s::bigint[], %s::bigint[])"
-        " AS r (i, cid, lo, hi) JOIN messages AS m"
-        " ON m.conversation_id = r.cid AND m.seq > r.lo AND m.seq <= r.hi ORDER BY r.i, m.seq",
+        f" AS r (i, cid, lo, hi) CROSS JOIN LATERAL (SELECT {_MESSAGE_COLUMNS} FROM messages"
+        " WHERE conversation_id = r.cid AND seq > r.lo AND seq <= r.hi ORDER BY seq"
+        " LIMIT r.hi - r.lo) AS m ORDER BY r.i, m.seq",
         (list(range(len(ranges))), [r.conversation_id for r in ranges],
          [r.lo for r in ranges], [r.hi for r in ranges])).fetchall()
     return [_message(row) for row in rows]

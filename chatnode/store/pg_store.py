@@ -19,6 +19,7 @@ has no meaning here, so the store has none (server.py runs it only for SQLite).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -28,6 +29,8 @@ import psycopg
 import trio
 from psycopg_pool import ConnectionPool
 
+from ..logs import fields
+from ..protocol import Message
 from . import pg_ops
 from . import sqlite as sql
 from .errors import StoreError
@@ -36,6 +39,8 @@ from .records import CatchupRange, ConversationRecord
 from .sqlite import Durability, plan_chunks
 from .transactions import Failure
 from .writer import GroupCommitWriter, Job, StoreUnavailable
+
+log = logging.getLogger("chatnode.store")
 
 # How long a read waits for a pooled connection before it is StoreUnavailable: while the
 # database is down the pool cannot make one, and a request should say so, not hang.
@@ -73,7 +78,13 @@ class PostgresTransactions:
         if conn is not None and not conn.closed and not conn.broken:
             return conn
         self.close()
-        conn = connect(self._url)
+        try:
+            conn = connect(self._url)
+        except StoreError as exc:
+            # The address and libpq's words go to the log; what the batch's callers (and
+            # /healthz, which anyone may ask) are told names nothing of the network.
+            log.error("the writer cannot connect", extra=fields(error=str(exc)))
+            raise StoreUnavailable("the PostgreSQL store cannot be reached") from None
         conn.execute(f"SET synchronous_commit = {self._synchronous_commit}")
         self._conn = conn
         return conn
@@ -103,7 +114,8 @@ class PostgresTransactions:
 
     def classify(self, exc: BaseException) -> Failure:
         conn = self._conn
-        if isinstance(exc, StoreError) or conn is None or conn.closed or conn.broken:
+        if (isinstance(exc, StoreUnavailable | StoreError) or conn is None or conn.closed
+                or conn.broken):
             return Failure.LOST_BATCH
         sqlstate = getattr(exc, "sqlstate", None) or ""
         if sqlstate.startswith("40"):  # serialization failure, deadlock: another node won
@@ -124,7 +136,9 @@ class PostgresStore:
     def __init__(self, url: str, pool_size: int = 10, durability: Durability = "full",
                  on_batch: Callable[[int, float], None] = lambda size, seconds: None) -> None:
         self.where = describe(url)
-        self._start_conn = open_migrated(url)  # creates or migrates the schema
+        # Creates or migrates the schema, then serves load_conversations and load_push_users
+        # (both run before start); start closes it, so a node holds pool_size + 1 connections.
+        self._start_conn: Connection | None = open_migrated(url)
         self._transactions = PostgresTransactions(url, durability)
         self._writer = GroupCommitWriter(self._transactions, on_batch)
         self._pool: ConnectionPool[Connection] = ConnectionPool(
@@ -135,6 +149,7 @@ class PostgresStore:
         self._read_limiter = trio.CapacityLimiter(pool_size)
 
     def start(self) -> None:
+        self._close_start_conn()
         self._pool.open(wait=False)
         self._writer.start()
 
@@ -142,7 +157,12 @@ class PostgresStore:
         await self._writer.stop()
         self._transactions.close()
         await trio.to_thread.run_sync(self._pool.close)
-        self._start_conn.close()
+        self._close_start_conn()
+
+    def _close_start_conn(self) -> None:
+        if self._start_conn is not None:
+            self._start_conn.close()
+            self._start_conn = None
 
     # writes
 
@@ -177,13 +197,15 @@ class PostgresStore:
                 ) from None
         raise AssertionError("unreachable")
 
-    async def stream_ranges(self, ranges: list[CatchupRange]) -> AsyncIterator[list[Any]]:
+    async def stream_ranges(self, ranges: list[CatchupRange]) -> AsyncIterator[list[Message]]:
         for chunk in plan_chunks(ranges):
             yield await self.read(sql.read_ranges, chunk)
 
     def load_conversations(self) -> list[ConversationRecord]:
         """Synchronous: used once at start, before anything is served."""
+        assert self._start_conn is not None, "load before start"
         return pg_ops.all_conversations(self._start_conn)
 
     def load_push_users(self) -> set[str]:
+        assert self._start_conn is not None, "load before start"
         return pg_ops.users_with_push_targets(self._start_conn)

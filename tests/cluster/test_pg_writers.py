@@ -1,7 +1,8 @@
 """Two PostgresStores on one database, as two nodes are: each with its own group-commit writer.
 Their batches deadlock for real and are retried until every job commits; they append into one
 conversation at once and the log is still 1..N with no gap and no duplicate; the same
-client_msg_id sent through both is one message."""
+client_msg_id sent through both, or the same direct pair created through both, while the first
+is still uncommitted, is one message, one conversation."""
 
 from __future__ import annotations
 
@@ -126,14 +127,12 @@ async def test_two_writers_appending_into_one_conversation_make_one_gapless_log(
         assert mine == [f"{name}-{i}" for i in range(per_node)]
 
 
-async def test_the_same_client_msg_id_through_two_nodes_at_once_is_one_message(
-        nodes: tuple[PostgresStore, PostgresStore]) -> None:
-    one, two = nodes
-    alice, _, (cid,) = await setup(one, 1)
-    inserted = threading.Event()
-
-    def wait_until_the_other_node_waits_on_our_lock(conn: Any) -> None:
-        inserted.set()
+def wait_until_the_other_node_waits_on_our_lock(written: threading.Event
+                                                ) -> Callable[[Any], None]:
+    """A job that says its batch has written, then keeps the batch open until the other
+    node's transaction waits on one of its locks, so the two really race."""
+    def wait(conn: Any) -> None:
+        written.set()
         for _ in range(500):
             (waiting,) = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
@@ -142,21 +141,56 @@ async def test_the_same_client_msg_id_through_two_nodes_at_once_is_one_message(
                 return
             threading.Event().wait(0.02)
         raise AssertionError("the other node never waited for this transaction")
+    return wait
 
-    def after(event: threading.Event) -> Callable[[Any], None]:
-        def wait(conn: Any) -> None:
-            assert event.wait(10)
-        return wait
 
+def after(event: threading.Event) -> Callable[[Any], None]:
+    def wait(conn: Any) -> None:
+        assert event.wait(10)
+    return wait
+
+
+async def race(one: PostgresStore, two: PostgresStore, first: Callable[[], Job],
+               second: Callable[[], Job]) -> tuple[Any, Any]:
+    """Run `first` on one node and `second` on the other while the first is uncommitted."""
+    written = threading.Event()
     release_one, release_two = await hold(one), await hold(two)
-    first = send(one, cid, alice, "retry-me")
-    one.submit(wait_until_the_other_node_waits_on_our_lock)
-    two.submit(after(inserted))
-    second = send(two, cid, alice, "retry-me")  # the client's retry, reaching the other node
+    first_job = first()
+    one.submit(wait_until_the_other_node_waits_on_our_lock(written))
+    two.submit(after(written))
+    second_job = second()
     release_one.set()
     release_two.set()
     with trio.fail_after(30):
-        (original, created), (again, created_again) = await first.wait(), await second.wait()
+        return await first_job.wait(), await second_job.wait()
+
+
+async def test_one_direct_pair_created_through_two_nodes_at_once_is_one_conversation(
+        nodes: tuple[PostgresStore, PostgresStore]) -> None:
+    one, two = nodes
+    alice, bob, _ = await setup(one, 0)
+    (made, created), (found, created_again) = await race(
+        one, two, lambda: one.submit(sql.insert_conversation, "direct", None, alice, [bob]),
+        lambda: two.submit(sql.insert_conversation, "direct", None, bob, [alice]))
+    assert created and not created_again
+    assert found.conversation_id == made.conversation_id
+    assert await one.read(count_direct) == 1
+
+
+def count_direct(conn: Any) -> int:
+    (count,) = conn.execute("SELECT count(*) FROM conversations WHERE kind = 'direct'"
+                            ).fetchone()
+    return int(count)
+
+
+async def test_the_same_client_msg_id_through_two_nodes_at_once_is_one_message(
+        nodes: tuple[PostgresStore, PostgresStore]) -> None:
+    one, two = nodes
+    alice, _, (cid,) = await setup(one, 1)
+    # the second is the client's retry, reaching the other node
+    (original, created), (again, created_again) = await race(
+        one, two, lambda: send(one, cid, alice, "retry-me"),
+        lambda: send(two, cid, alice, "retry-me"))
     assert created and not created_again
     assert again == original
     assert await two.read(log_of, cid) == [(1, "retry-me")]

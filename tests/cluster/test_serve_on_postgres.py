@@ -93,8 +93,12 @@ async def test_a_node_on_postgresql_sends_delivers_ticks_and_catches_up_after_a_
 
 
 async def healthz(node: Node) -> int:
+    return (await health(node)).status_code
+
+
+async def health(node: Node) -> httpx.Response:
     async with httpx.AsyncClient() as client:
-        return (await client.get(f"{node.url}/healthz", timeout=20)).status_code
+        return await client.get(f"{node.url}/healthz", timeout=20)
 
 
 async def test_postgresql_stopping_under_a_node_fails_sends_with_internal_and_it_recovers(
@@ -111,7 +115,11 @@ async def test_postgresql_stopping_under_a_node_fails_sends_with_internal_and_it
             await a.send_text(cid, "while down", client_msg_id="down")
             error, _ = await a.until_type("error", timeout=30)
             assert error["code"] == "internal" and error["ref"] == "down"
-            assert await healthz(node) == 503
+            answer = await health(node)
+            assert answer.status_code == 503
+            # anyone may ask: the reason names nothing of the database's network
+            assert answer.json()["status"] == "unavailable"
+            assert str(postgres.port) not in answer.text and "127.0.0.1" not in answer.text
         finally:
             postgres.start()
         # The node recovers by itself: the same session sends again, health is back.
@@ -158,3 +166,38 @@ async def test_an_upload_through_one_node_is_served_by_another_from_the_shared_m
         assert not (tmp_path / "one" / "media").exists()
     finally:
         stop_all(one, two)
+
+
+async def test_group_changes_and_message_kinds_on_postgresql_follow_the_same_rules(
+        pg_node: Node) -> None:
+    node = pg_node.start()
+    alice, bob, carol = [await new_user(node, n) for n in ("alice", "bob", "carol")]
+    cid = (await alice.rest.group("club", [bob.user_id]))["conversation_id"]
+    path = f"/api/v1/conversations/{cid}"
+    messages = f"{path}/messages"
+    hello = await alice.rest.request("POST", messages, {"client_msg_id": "h", "body": "hello"})
+    await alice.rest.request("POST", f"{path}/members", {"user_id": carol.user_id})
+    status, body = await alice.rest.call("POST", f"{path}/members", {"user_id": carol.user_id})
+    assert (status, body["error"]["code"]) == (409, "conflict")
+    await alice.rest.request("PATCH", f"{path}/members/{bob.user_id}", {"role": "admin"})
+    assert (await bob.rest.request("PATCH", path, {"name": "the club"}))["name"] == "the club"
+    left = await bob.rest.request("DELETE", f"{path}/members/{carol.user_id}")
+    assert carol.user_id not in {m["user_id"] for m in left["members"]}
+    await bob.rest.request("POST", messages, {"client_msg_id": "r", "kind": "reaction",
+                                              "target": hello["seq"], "body": "👍"})
+    status, body = await bob.rest.call("POST", messages, {"client_msg_id": "e", "kind": "edit",
+                                                          "target": hello["seq"], "body": "x"})
+    assert (status, body["error"]["code"]) == (403, "forbidden")  # only the author edits
+    await alice.rest.request("POST", messages, {"client_msg_id": "e", "kind": "edit",
+                                                "target": hello["seq"], "body": "hello!"})
+    await alice.rest.request("POST", messages, {"client_msg_id": "d", "kind": "delete",
+                                                "target": hello["seq"]})
+    status, body = await bob.rest.call("POST", messages, {"client_msg_id": "r2",
+                                                          "kind": "reaction",
+                                                          "target": hello["seq"], "body": "👍"})
+    assert (status, body["error"]["code"]) == (400, "invalid")  # deleted: nothing to react to
+    log = await whole_history(bob, cid)
+    assert [(m["seq"], m["kind"]) for m in log] == [
+        (1, "text"), (2, "system"), (3, "system"), (4, "system"), (5, "system"),
+        (6, "reaction"), (7, "edit"), (8, "delete")]
+    assert log[0]["body"] == ""  # a deleted message's text is gone from the log

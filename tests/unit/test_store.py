@@ -484,13 +484,13 @@ async def test_stream_ranges_yields_every_missing_message_in_order(
 
 
 class _Recording:
-    """A connection that remembers the statements run on it."""
+    """A connection (of either store) that remembers the statements run on it."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.statements: list[tuple[str, Any]] = []
 
-    def execute(self, statement: str, params: Any = ()) -> sqlite3.Cursor:
+    def execute(self, statement: str, params: Any = ()) -> Any:
         self.statements.append((statement, params))
         return self.conn.execute(statement, params)
 
@@ -511,6 +511,30 @@ def test_read_ranges_uses_the_messages_primary_key(tmp_path: Path) -> None:
     assert all(f"USING INDEX {pk_index} (conversation_id=? AND seq>? AND seq<?)" in d
                for d in searches), plan
     assert not any(d.startswith(("SCAN m", "SCAN messages")) for d in plan), plan
+
+
+def test_read_ranges_on_postgresql_reads_each_range_from_the_primary_key(pg_url: str) -> None:
+    """On a log of real size (planner statistics and all), each range is a parameterised scan of
+    the messages' primary key, never a scan of the whole log."""
+    from chatnode.store import pg_ops, postgres
+
+    conn = postgres.open_migrated(pg_url)
+    alice = add_user(conn, "alice")
+    cids = [pg_ops.insert_conversation(conn, "group", f"g{i}", alice, [])[0].conversation_id
+            for i in range(20)]
+    conn.execute("INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, kind,"
+                 " body, ts) SELECT c, s, %s, c || s, 'text', 'x', 0"
+                 " FROM unnest(%s::text[]) AS c, generate_series(1, 2000) AS s", (alice, cids))
+    conn.execute("ANALYZE messages")
+    recording = _Recording(conn)
+    ranges = [CatchupRange(cid, 1990, 2000) for cid in cids[:10]]
+    read = pg_ops.read_ranges(recording, ranges)  # type: ignore[arg-type]
+    assert seqs_of(read) == seqs_in(ranges)
+    [(statement, params)] = recording.statements
+    plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {statement}", params))
+    assert "Seq Scan on messages" not in plan, plan
+    assert "messages_pkey" in plan and "(conversation_id = r.cid)" in plan, plan
+    conn.close()
 
 
 def test_unreferenced_uploads_are_swept_and_shared_files_kept(conn: Any) -> None:
