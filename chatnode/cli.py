@@ -43,8 +43,9 @@ def _load(config_file: str | None, **flags: object) -> Config:
 
 
 def _refuse_cluster_serving(config: Config) -> None:
-    """Serving on PostgreSQL and Redis is not built yet: say so in one line rather than start a
-    node that would half work. A bus without a PostgreSQL store would be ignored: say that too."""
+    """A PostgreSQL store needs a bus (the nodes would not hear of each other's messages), and a
+    bus without a PostgreSQL store would be ignored: say so in one line rather than start a
+    node that would half work."""
     if config.store.url is None:
         if config.bus.url is not None:
             raise click.ClickException(
@@ -55,17 +56,13 @@ def _refuse_cluster_serving(config: Config) -> None:
         raise click.ClickException(
             "a PostgreSQL store ([store] url) needs a bus for the nodes to talk through:"
             " set [bus] url (CHATNODE_BUS_URL) to a redis:// or rediss:// URL")
-    raise click.ClickException(
-        "cluster serving (PostgreSQL and Redis) is not complete in this version: the admin"
-        " commands (chatnode user ...) work on the PostgreSQL store, chatnode serve does not"
-        " yet (see README, Outgrowing one machine)")
 
 
 def _refuse_postgres(config: Config, command: str) -> None:
     if config.store.url is not None:
         raise click.ClickException(
-            f"chatnode {command} works on a SQLite store only in this version; for PostgreSQL"
-            " use its own tools (pg_dump, pg_restore, amcheck)")
+            f"chatnode {command} works on a SQLite store only; for PostgreSQL use its own tools"
+            " (pg_dump, pg_restore)")
 
 
 @click.group()
@@ -93,7 +90,7 @@ def serve(config_file: str | None, data_dir: str | None, host: str | None,
     logs.configure(config.log_level, config.log_format)
     try:
         trio.run(run_node, config, lambda line: click.echo(line, nl=True) or sys.stdout.flush())
-    except (DataDirInUse, StoreDamaged) as exc:
+    except (DataDirInUse, StoreDamaged, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -104,18 +101,10 @@ def check(config_file: str | None, data_dir: str | None) -> None:
     """Verify the store: integrity, every log numbered 1..last_seq with no gap, markers within
     the log. Read-only, so it runs beside a live node; exits 1 if anything is wrong."""
     config = _load(config_file, data_dir=data_dir)
-    _refuse_postgres(config, "check")
-    path = Path(config.data_dir) / sql.DB_FILE
-    if not path.exists():
-        raise click.ClickException(f"no store at {path}")
-    try:
-        conn = sql.connect(path, read_only=True)
-        try:
-            report = check_store(conn)
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        report = CheckReport(problems=[f"SQLite integrity check: the file cannot be read: {exc}"])
+    if config.store.url is not None:
+        report = _check_postgres(config.store.url)
+    else:
+        report = _check_sqlite(Path(config.data_dir) / sql.DB_FILE)
     for problem in report.problems:
         click.echo(f"problem: {problem}")
     summary = (f"{report.conversations} conversations, {report.messages} messages,"
@@ -124,6 +113,31 @@ def check(config_file: str | None, data_dir: str | None) -> None:
         click.echo(f"store has {len(report.problems)} problem(s) ({summary})")
         sys.exit(1)
     click.echo(f"store OK: {summary}")
+
+
+def _check_sqlite(path: Path) -> CheckReport:
+    if not path.exists():
+        raise click.ClickException(f"no store at {path}")
+    try:
+        conn = sql.connect(path, read_only=True)
+        try:
+            return check_store(conn)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return CheckReport(problems=[f"SQLite integrity check: the file cannot be read: {exc}"])
+
+
+def _check_postgres(url: str) -> CheckReport:
+    try:
+        from .store import postgres
+    except ImportError as exc:
+        raise click.ClickException("a PostgreSQL store needs chatnode's cluster extra:"
+                                   f" pip install 'chatnode[cluster]' ({exc})") from None
+    try:
+        return postgres.check_store(url)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command("backup")

@@ -65,6 +65,9 @@ class Store(Struct, forbid_unknown_fields=True):
     # Connections each node keeps open to PostgreSQL (read now, used once cluster serving is
     # complete); unused by SQLite.
     pool_size: PositiveInt = 10
+    # Where uploads are kept. None: DATA_DIR/media. Several nodes on one PostgreSQL store name
+    # one directory they all mount (NFS, CephFS, ...), so each serves what another received.
+    media_dir: str | None = None
 
 
 class Bus(Struct, forbid_unknown_fields=True):

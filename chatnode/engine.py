@@ -63,8 +63,9 @@ class ConversationState:
 class CatchupPlan:
     """What a connecting device is sent: message ranges, then one status per conversation.
 
-    `upto` is each conversation's last_seq at the moment the plan was made; live frames held
-    during the catch-up are released only above it, so nothing is sent twice."""
+    `upto` is each conversation's last_seq at the moment the plan was made (or the device's
+    own last seq, if higher); live frames held during the catch-up are released only above
+    it, so nothing is sent twice."""
 
     ranges: list[CatchupRange]
     statuses: list[StatusUpdate]
@@ -278,7 +279,11 @@ class Engine:
             if conv.last_seq > lo:
                 ranges.append(CatchupRange(conv.conversation_id, lo, conv.last_seq))
             statuses.append(self.status_for(user_id, conv))
-            upto[conv.conversation_id] = conv.last_seq
+            # In a cluster, this node may not have taken in a message the device already got
+            # from another node (its fact is still on the bus): when it comes, it is held and
+            # must not be released to the device a second time.
+            synced = sync.get(conv.conversation_id, 0) if sync is not None else 0
+            upto[conv.conversation_id] = max(conv.last_seq, synced)
         return CatchupPlan(ranges, statuses, upto)
 
     def unread(self, user_id: str, conv: ConversationState) -> int:

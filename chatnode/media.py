@@ -2,6 +2,11 @@
 
 Uploads land in <data_dir>/media/tmp while they stream and are hashed; the finished file is
 renamed to media/<first two hex>/<sha256>, so the same bytes uploaded twice are kept once.
+
+A cluster's nodes share one media directory (`[store] media_dir`): the files are named by their
+content and never change, so nodes writing the same file at once write the same bytes, and
+every node serves what any of them received. Each node streams into a temporary folder of its
+own there, so that a node starting does not remove another node's upload in flight.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import hashlib
 import logging
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,10 +28,19 @@ from .protocol import ChatError, ErrorCode
 log = logging.getLogger("chatnode.media")
 
 
+def _node_folder(data_dir: Path) -> str:
+    """A name for this node that stays the same across its restarts (so it clears what it left
+    behind) and differs from every other node's sharing the directory."""
+    where = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    return f"{socket.gethostname()}-{where}"
+
+
 class MediaFiles:
-    def __init__(self, data_dir: Path) -> None:
-        self.root = data_dir / "media"
+    def __init__(self, data_dir: Path, shared_root: Path | None = None) -> None:
+        self.root = data_dir / "media" if shared_root is None else shared_root
         self.tmp = self.root / "tmp"
+        if shared_root is not None:
+            self.tmp = self.tmp / _node_folder(data_dir)
         self.tmp.mkdir(parents=True, exist_ok=True)
         for leftover in self.tmp.iterdir():  # uploads cut short by a crash
             leftover.unlink(missing_ok=True)

@@ -11,12 +11,16 @@ but last_seen.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .engine import Engine
 from .hub import Hub
 from .protocol import Presence, TypingEvent
 from .store import now_ms
 from .timers import Timers
+
+if TYPE_CHECKING:
+    from .cluster.link import ClusterLink
 
 OFFLINE_GRACE_S = 2.0
 TYPING_TIMEOUT_S = 5.0
@@ -35,12 +39,15 @@ class PresenceTracker:
         self.last_seen: dict[str, int] = {}
         # (user, conversation) -> when `typing: true` was last forwarded (trio clock)
         self._typing: dict[tuple[str, str], float] = {}
+        # In a cluster: online means online on any node, and changes here cross to the others.
+        self.cluster: ClusterLink | None = None
 
     # --- presence -----------------------------------------------------------------------------
 
     def shown_online(self, user_id: str) -> bool:
         """What watchers have been told: live, or gone too recently to be announced."""
-        return self.hub.is_online(user_id) or self.timers.pending(("offline", user_id))
+        return (self.hub.is_online(user_id) or self.timers.pending(("offline", user_id))
+                or (self.cluster is not None and self.cluster.online_elsewhere(user_id)))
 
     def session_opened(self, user_id: str, first: bool) -> None:
         """Call after registering a session; `first` when the user had no other session."""
@@ -48,6 +55,11 @@ class PresenceTracker:
             return
         if self.timers.cancel(("offline", user_id)):
             return  # a flap: the watchers never saw them go
+        if self.cluster is not None:
+            elsewhere = self.cluster.online_elsewhere(user_id)
+            self.cluster.presence_changed(user_id, True, now_ms())
+            if elsewhere:
+                return  # watchers see them online already
         self._announce(user_id, Presence(user_id, True, now_ms()))
 
     def session_closed(self, user_id: str) -> None:
@@ -60,7 +72,22 @@ class PresenceTracker:
         for key in [k for k in self._typing if k[0] == user_id]:
             self._stop_typing(*key)
         self.timers.call_later(OFFLINE_GRACE_S, ("offline", user_id),
-                               lambda: self._announce(user_id, Presence(user_id, False, seen)))
+                               lambda: self._gone(user_id, seen))
+
+    def _gone(self, user_id: str, seen: int) -> None:
+        if self.cluster is not None:
+            self.cluster.presence_changed(user_id, False, seen)
+            if self.cluster.online_elsewhere(user_id):
+                return  # still online on another node
+        self._announce(user_id, Presence(user_id, False, seen))
+
+    def changed_elsewhere(self, user_id: str, was_online: bool, last_seen: int) -> None:
+        """Another node's sessions of the user came or went (or the node did): announce it
+        here if that changed what watchers are shown."""
+        online = self.shown_online(user_id)
+        if online != was_online:
+            self._announce(user_id, Presence(user_id, online,
+                                             now_ms() if online else last_seen))
 
     def _announce(self, user_id: str, frame: Presence) -> None:
         self.hub.publish(self.engine.peers_of(user_id), frame)
@@ -102,3 +129,5 @@ class PresenceTracker:
             return
         others = [m for m in conv.members if m != user_id]
         self.hub.publish(others, TypingEvent(conversation_id, user_id, typing))
+        if self.cluster is not None:
+            self.cluster.typing(user_id, conversation_id, typing)

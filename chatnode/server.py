@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hypercorn.trio
 import trio
@@ -38,9 +39,14 @@ from .service import ChatService
 from .store import SqliteStore, now_ms
 from .store import sqlite as sql
 from .store.checkpoint import CHECKPOINT_EVERY_S
+from .store.errors import StoreError
+from .store.interface import NodeStore
 from .timers import Timers
 from .web import hypercorn_fixes, send_batch
 from .web.app import build_app
+
+if TYPE_CHECKING:
+    from .cluster.link import ClusterLink
 
 log = logging.getLogger("chatnode")
 
@@ -80,7 +86,31 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-async def sweep_media(store: SqliteStore, media: MediaFiles) -> None:
+def open_store(config: Config, data_dir: Path, metrics: Metrics) -> NodeStore:
+    """SQLite in the data directory, or the cluster's PostgreSQL when `[store] url` names one
+    (imported only then: a single node never loads psycopg)."""
+    if config.store.url is None:
+        return SqliteStore(data_dir, config.durability, on_batch=metrics.observe_batch)
+    try:
+        from .store.pg_store import PostgresStore
+    except ImportError as exc:
+        raise StoreError("a PostgreSQL store needs chatnode's cluster extra:"
+                         f" pip install 'chatnode[cluster]' ({exc})") from None
+    return PostgresStore(config.store.url, config.store.pool_size, config.durability,
+                         on_batch=metrics.observe_batch)
+
+
+def open_media(config: Config, data_dir: Path) -> MediaFiles:
+    if config.store.media_dir is not None:
+        return MediaFiles(data_dir, Path(config.store.media_dir))
+    if config.store.url is not None:
+        log.warning("uploads are kept in the data directory, which only this node serves: with"
+                    " more than one node, set [store] media_dir to a directory they all mount",
+                    extra=fields(media_dir=str(data_dir / "media")))
+    return MediaFiles(data_dir)
+
+
+async def sweep_media(store: NodeStore, media: MediaFiles) -> None:
     """Uploads never sent in a message are forgotten after a day, checked every hour."""
     while True:
         for sha256 in await store.write(sql.sweep_unreferenced_media,
@@ -157,16 +187,35 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     return hc
 
 
+def _cluster_link(config: Config, service: ChatService) -> ClusterLink | None:
+    """With a [bus]: the node's link to the others, wired into the parts that cross nodes.
+    Imported only then, so a single node never loads coredis."""
+    if config.bus.url is None:
+        return None
+    from .cluster.bus import RedisBus
+    from .cluster.link import ClusterLink
+
+    bus = RedisBus(config.bus.url, config.bus.prefix, config.cluster.presence_ttl_s)
+    cluster = ClusterLink(bus, service)
+    service.cluster = cluster
+    service.presence.cluster = cluster
+    if service.push is not None:
+        service.push.online_elsewhere = cluster.online_elsewhere
+        service.push.on_target_added = cluster.push_target_added
+    return cluster
+
+
 async def serve(config: Config, announce: Callable[[str], None] = print) -> None:
     data_dir = Path(config.data_dir)
     with data_dir_lock(data_dir):
         metrics = Metrics()
-        store = SqliteStore(data_dir, config.durability, on_batch=metrics.observe_batch)
+        store = open_store(config, data_dir, metrics)
         engine = Engine(store.load_conversations(), body_chars=config.limits.body_chars,
                         history_on_new_device=config.history_on_new_device)
         hub = Hub()
         metrics.sessions.set_function(hub.session_count)
-        metrics.wal_bytes.set_function(store.wal_bytes)
+        if isinstance(store, SqliteStore):  # PostgreSQL has no WAL file of ours to watch
+            metrics.wal_bytes.set_function(store.wal_bytes)
         timers = Timers()
         presence = PresenceTracker(
             engine, hub, timers,
@@ -181,11 +230,12 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
         service = ChatService(store, engine, hub, metrics, presence, rate,
                               heartbeat_s=config.heartbeat_s,
                               group_members=config.limits.group_members, push=push)
+        cluster = _cluster_link(config, service)
         login_rate = RateLimiter(config.limits.login_per_minute / 60,
                                  max(1, int(config.limits.login_per_minute)), name="login")
         accounts = Accounts(store, registration_open=config.registration == "open",
                             login_rate=login_rate)
-        media = MediaFiles(data_dir)
+        media = open_media(config, data_dir)
         app = build_app(service, accounts, hub, media, frame_bytes=config.limits.frame_bytes,
                         upload_bytes=config.limits.upload_bytes,
                         outbox_frames=config.outbox_frames,
@@ -200,9 +250,14 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
                 async with trio.open_nursery() as background:
                     background.start_soon(timers.run)
                     background.start_soon(sweep_media, store, media)
-                    background.start_soon(checkpoint_wal, store, metrics)
+                    if isinstance(store, SqliteStore):
+                        background.start_soon(checkpoint_wal, store, metrics)
                     if push is not None:
                         await background.start(push.run)
+                    if cluster is not None:
+                        # Subscribed before serving: nothing committed elsewhere from the
+                        # first session on can pass this node by.
+                        await background.start(cluster.run)
                     async with trio.open_nursery() as nursery:
                         binds = await nursery.start(partial(
                             hypercorn.trio.serve, app, hypercorn_config(config),
@@ -218,6 +273,8 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
                             break
                         hub.close_all(CLOSE_GOING_AWAY)
                         stopping.set()
+                    if cluster is not None:
+                        await cluster.bus.leave()
                     background.cancel_scope.cancel()
         finally:
             await store.close()

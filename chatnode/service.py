@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .engine import ConversationState, Engine
 from .folding import FOLDED_KINDS, fold
@@ -37,6 +37,9 @@ from .ratelimit import RateLimiter
 from .store import Job, SqliteStore, StoreUnavailable, now_ms
 from .store import sqlite as sql
 
+if TYPE_CHECKING:
+    from .cluster.link import ClusterLink
+
 # Ids, seqs, kinds and counts only: a message body (or a group's name) never reaches a log.
 log = logging.getLogger("chatnode.service")
 
@@ -61,6 +64,9 @@ class ChatService:
         self.heartbeat_s = heartbeat_s
         self.group_members = group_members
         self.push = push
+        # Set in cluster mode ([bus] url): what crosses to the other nodes. None on a single
+        # node, which then does exactly what it always did.
+        self.cluster: ClusterLink | None = None
 
     # --- sessions -----------------------------------------------------------------------------
 
@@ -99,6 +105,20 @@ class ChatService:
         self.hub.unregister(session)
         self.presence.session_closed(session.user_id)
 
+    async def know(self, conversation_id: str, user_id: str, seq: int = 0) -> None:
+        """In a cluster, make sure this node has taken in the conversation (the user's
+        membership, its log up to `seq`) before judging a request that names it: a device may
+        have learned of it through another node, and the fact may still be on the bus. On a
+        single node, nothing."""
+        cluster = self.cluster
+        if cluster is None:
+            return
+        conv = self.engine.conversations.get(conversation_id)
+        if conv is None:
+            await cluster.learn(conversation_id)
+        elif seq > conv.last_seq or user_id not in conv.members:
+            await cluster.catch_up(conversation_id)
+
     # --- sending ------------------------------------------------------------------------------
 
     def submit_send(self, user_id: str, frame: Send, origin: Session | None) -> Job:
@@ -134,8 +154,14 @@ class ChatService:
         if created:
             self.metrics.messages.inc()
             self.presence.message_sent(message.sender_id, message.conversation_id)
-            recipients = self.engine.apply_message(message)
-            self.hub.publish(recipients, message, exclude=origin)
+            if self.cluster is None:
+                recipients = self.engine.apply_message(message)
+                self.hub.publish(recipients, message, exclude=origin)
+            else:
+                # Another node's message before it may still be on the bus: the cluster
+                # applies and fans out in seq order (sequencer.py).
+                recipients = list(self.engine.conversations[message.conversation_id].members)
+                self.cluster.message_committed(message, origin)
             if self.push is not None:
                 self.push.message_committed(message, recipients)
         if origin is not None:
@@ -185,6 +211,8 @@ class ChatService:
         updates = self.engine.apply_markers(conversation_id, user_id, seq, seq if read else 0)
         for viewer, status in updates:
             self.hub.publish_status(viewer, status)
+        if self.cluster is not None:
+            self.cluster.markers_moved(conversation_id, user_id, seq, seq if read else 0)
         if read and self.push is not None:
             self.push.read_moved(user_id, conversation_id)
 
@@ -214,14 +242,16 @@ class ChatService:
             log.info("conversation created", extra=fields(
                 conversation=record.conversation_id, kind=record.kind, creator=user_id,
                 members=len(record.members)))
-            await self._introduce(conv, set(conv.members))
+            await self.introduce(conv, set(conv.members))
         return await self.conversation_info(user_id, conv), created
 
     def _conversation_done(self, job: Job) -> None:
         if job.error is not None:
             return
         record, created = job.result
-        if created:
+        if created and self.cluster is not None:
+            self.cluster.conversation_committed(record, [], created=True)
+        elif created:
             conv = self.engine.add_conversation(record)
             self.hub.publish(conv.members, self.engine.conversation_frame(conv))
 
@@ -230,12 +260,14 @@ class ChatService:
         """Run one of the store's group changes (membership, role, name); the conversation as
         the actor now sees it, or None when the actor left. A stranger, or a conversation that
         does not exist, is `forbidden` before anything is queued."""
+        if self.cluster is not None:
+            await self.know(conversation_id, actor_id)
         before = set(self.engine.conversation_for(actor_id, conversation_id).members)
         job = self.store.submit(change, conversation_id, actor_id, *args,
                                 on_done=self._members_done)
         await job.wait()
         conv = self.engine.conversations[conversation_id]
-        await self._introduce(conv, set(conv.members) - before)
+        await self.introduce(conv, set(conv.members) - before)
         if actor_id not in conv.members:
             return None
         return await self.conversation_info(actor_id, conv)
@@ -247,6 +279,13 @@ class ChatService:
             return
         events, record = job.result
         if not events:
+            return
+        if self.cluster is not None:
+            # The same steps, with the system messages in seq order among other nodes'.
+            self.cluster.conversation_committed(record, events, created=False)
+            for message in events:
+                self.metrics.messages.inc()
+                self._log_group_change(message)
             return
         before = self.engine.conversations[record.conversation_id].members.keys()
         audience = set(before) | {m.user_id for m in record.members}
@@ -274,7 +313,7 @@ class ChatService:
             conversation=message.conversation_id, seq=message.seq, actor=message.sender_id,
             **details))
 
-    async def _introduce(self, conv: ConversationState, newcomers: set[str]) -> None:
+    async def introduce(self, conv: ConversationState, newcomers: set[str]) -> None:
         """Members who now share a conversation learn each other's presence at once, as their
         next catch-up would tell them. In a group only those online are announced: a group of
         256 would otherwise cost each member 255 frames for "offline" it can do without."""
@@ -321,6 +360,8 @@ class ChatService:
                       ) -> HistoryPage | FoldedHistoryPage:
         """A page of the log; `folded` gives the view with edits and reactions folded in
         (paging still counts the log's seqs, so a folded page may hold fewer messages)."""
+        if self.cluster is not None:
+            await self.know(conversation_id, user_id)
         conv = self.engine.conversation_for(user_id, conversation_id)
         if not 1 <= limit <= HISTORY_MAX_LIMIT:
             raise ChatError(ErrorCode.INVALID, f"limit must be 1 to {HISTORY_MAX_LIMIT}")

@@ -19,6 +19,9 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 
 from chatnode.client import RestClient, ws_url
 
+# A real PostgreSQL (the `postgres` and `pg_url` fixtures), for any test that asks for one.
+pytest_plugins = ("tests.pg_server",)
+
 PASSWORD = "correct horse battery"
 
 

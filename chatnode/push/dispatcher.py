@@ -74,6 +74,10 @@ class PushDispatcher:
         self.store = store
         self.engine = engine
         self.hub = hub
+        # In a cluster: whether the user has a live session on another node.
+        self.online_elsewhere: Callable[[str], bool] = lambda user_id: False
+        # In a cluster: tell the other nodes, whose commits may have to wake this user.
+        self.on_target_added: Callable[[str], None] = lambda user_id: None
         self.timers = timers
         self.metrics = metrics
         self.data_dir = data_dir
@@ -132,6 +136,10 @@ class PushDispatcher:
                                              follow_redirects=False)
         return self._client
 
+    def _online(self, user_id: str) -> bool:
+        """Online on this node, or (in a cluster) on another: no push either way."""
+        return self.hub.is_online(user_id) or self.online_elsewhere(user_id)
+
     # --- hooks: called in the trio thread, never wait ---------------------------------------
 
     def message_committed(self, message: Message, recipients: Iterable[str]) -> None:
@@ -139,7 +147,7 @@ class PushDispatcher:
             return
         for user_id in recipients:
             if (user_id == message.sender_id or user_id not in self.users_with_targets
-                    or self.hub.is_online(user_id)):
+                    or self._online(user_id)):
                 continue
             key = (user_id, message.conversation_id)
             waiting = self._waiting.get(key)
@@ -169,6 +177,7 @@ class PushDispatcher:
 
     def target_added(self, user_id: str) -> None:
         self.users_with_targets.add(user_id)
+        self.on_target_added(user_id)
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -213,12 +222,12 @@ class PushDispatcher:
 
     async def _notify(self, user_id: str, message: Message) -> None:
         conv = self.engine.conversations.get(message.conversation_id)
-        if conv is None or user_id not in conv.members or self.hub.is_online(user_id):
+        if conv is None or user_id not in conv.members or self._online(user_id):
             return
         targets, preview, sender = await self.store.read(sql.push_context, user_id,
                                                          message.sender_id)
         unread = self.engine.unread(user_id, conv)
-        if not targets or not unread or self.hub.is_online(user_id):
+        if not targets or not unread or self._online(user_id):
             return  # read or came online while this was looked up: nothing to wake
         payload = message_notification(message, unread, preview, sender,
                                        conv.name if conv.kind == "group" else None)
@@ -228,7 +237,7 @@ class PushDispatcher:
             del self._notified[next(iter(self._notified))]
 
         def still_wanted() -> bool:
-            return key in self._notified and not self.hub.is_online(user_id)
+            return key in self._notified and not self._online(user_id)
 
         async with trio.open_nursery() as nursery:
             for target in targets:

@@ -4,12 +4,16 @@ What the node relies on and a damaged or hand-edited file could break: SQLite's 
 every conversation's log numbered 1..last_seq with no gap, and every member's markers within
 the log (read never ahead of delivered, neither beyond last_seq). Read-only: it runs beside a
 live node.
+
+The log's checks are plain SQL that SQLite and PostgreSQL both run (only the parameter mark
+differs), so a cluster's store is checked by the same code (postgres.check_store).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -29,10 +33,16 @@ def check_store(conn: sqlite3.Connection) -> CheckReport:
     _integrity(conn, report)
     if report.problems:
         return report  # the file itself is damaged: what follows would read garbage
-    _seqs(conn, report)
+    check_log(conn, report, "?")
+    return report
+
+
+def check_log(conn: Any, report: CheckReport, mark: str) -> None:
+    """Seqs, markers and orphans on a connection of either store; `mark` is its parameter
+    placeholder (? for sqlite3, %s for psycopg)."""
+    _seqs(conn, report, mark)
     _markers(conn, report)
     _orphans(conn, report)
-    return report
 
 
 def _integrity(conn: sqlite3.Connection, report: CheckReport) -> None:
@@ -41,7 +51,7 @@ def _integrity(conn: sqlite3.Connection, report: CheckReport) -> None:
         report.problems += [f"SQLite integrity check: {row}" for row in rows[:20]]
 
 
-def _seqs(conn: sqlite3.Connection, report: CheckReport) -> None:
+def _seqs(conn: Any, report: CheckReport, mark: str) -> None:
     rows = conn.execute(
         "SELECT c.conversation_id, c.last_seq, COUNT(m.seq), MIN(m.seq), MAX(m.seq)"
         " FROM conversations AS c LEFT JOIN messages AS m USING (conversation_id)"
@@ -51,7 +61,7 @@ def _seqs(conn: sqlite3.Connection, report: CheckReport) -> None:
         report.messages += count
         if count == last_seq and (count == 0 or (lowest, highest) == (1, last_seq)):
             continue
-        missing = _missing_seqs(conn, cid, last_seq)
+        missing = _missing_seqs(conn, cid, last_seq, mark)
         if missing:
             shown = ", ".join(str(s) for s in missing[:10]) + (" …" if len(missing) > 10 else "")
             report.problems.append(
@@ -65,13 +75,13 @@ def _seqs(conn: sqlite3.Connection, report: CheckReport) -> None:
             report.problems.append(f"conversation {cid}: a message has seq {lowest} (below 1)")
 
 
-def _missing_seqs(conn: sqlite3.Connection, cid: str, last_seq: int) -> list[int]:
+def _missing_seqs(conn: Any, cid: str, last_seq: int, mark: str) -> list[int]:
     present = {row[0] for row in conn.execute(
-        "SELECT seq FROM messages WHERE conversation_id = ?", (cid,))}
+        f"SELECT seq FROM messages WHERE conversation_id = {mark}", (cid,))}
     return [seq for seq in range(1, last_seq + 1) if seq not in present]
 
 
-def _markers(conn: sqlite3.Connection, report: CheckReport) -> None:
+def _markers(conn: Any, report: CheckReport) -> None:
     rows = conn.execute(
         "SELECT m.conversation_id, m.user_id, m.last_delivered_seq, m.last_read_seq,"
         " m.joined_seq, c.last_seq FROM members AS m JOIN conversations AS c"
@@ -93,7 +103,7 @@ def _markers(conn: sqlite3.Connection, report: CheckReport) -> None:
                                    f" {last_seq}")
 
 
-def _orphans(conn: sqlite3.Connection, report: CheckReport) -> None:
+def _orphans(conn: Any, report: CheckReport) -> None:
     for (cid, count) in conn.execute(
             "SELECT conversation_id, COUNT(*) FROM messages WHERE conversation_id NOT IN"
             " (SELECT conversation_id FROM conversations) GROUP BY conversation_id"):

@@ -19,6 +19,7 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
 
 from ..protocol import ChatError, ErrorCode
+from .check import CheckReport, check_log
 from .errors import StoreError
 from .records import UserRecord
 from .sqlite import new_id, now_ms
@@ -160,6 +161,27 @@ def set_user_disabled(conn: Connection, username: str, disabled: bool) -> bool:
     cursor = conn.execute("UPDATE users SET disabled = %s WHERE username = %s",
                           (disabled, username.lower()))
     return cursor.rowcount == 1
+
+
+# --- chatnode check --------------------------------------------------------------------------
+
+def check_store(url: str) -> CheckReport:
+    """`chatnode check` on a cluster's store: the log's checks of check.py, in one read-only
+    snapshot (REPEATABLE READ), so nodes writing meanwhile cannot make a gap appear. Never
+    creates or migrates anything. PostgreSQL's own page checks are its amcheck extension's."""
+    where = describe(url)
+    conn = connect(url)
+    try:
+        with _one_line_failures(where):
+            if schema_version(conn) == 0:
+                raise StoreError(f"no chatnode store at {where} (the database is empty)")
+            report = CheckReport()
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                check_log(conn, report, "%s")
+            return report
+    finally:
+        conn.close()
 
 
 # --- the admin CLI's handle ------------------------------------------------------------------

@@ -31,6 +31,7 @@ from .records import (
     PushTargetRecord,
     UserRecord,
 )
+from .transactions import SqliteTransactions
 from .writer import GroupCommitWriter, Job
 
 DB_FILE = "chatnode.db"
@@ -743,7 +744,7 @@ class SqliteStore:
                 " Restore a backup (chatnode restore) or see chatnode check")
         tune_write_connection(self._write_conn, wal_limit_bytes)
         self._wal_limit_bytes = wal_limit_bytes
-        self._writer = GroupCommitWriter(self._write_conn, on_batch)
+        self._writer = GroupCommitWriter(SqliteTransactions(self._write_conn), on_batch)
         self._readers = [connect(self.path, read_only=True) for _ in range(readers)]
         self._read_limiter = trio.CapacityLimiter(readers)
         self._checkpoint_conn = connect(self.path)

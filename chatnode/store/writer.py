@@ -5,13 +5,18 @@ in a savepoint of one transaction, commits once (one fsync for the whole batch),
 the batch back to trio, where each job's `on_done` runs in commit order and its waiter wakes.
 Running `on_done` in the trio thread, in order, is what lets fan-out keep seq order without
 any lock: a job's effects are published before the next job's.
+
+The SQL around the batch and its savepoints comes from the store (transactions.py), so SQLite
+and PostgreSQL share this loop. On PostgreSQL another node's writer can deadlock with this one
+(X then Y against Y then X): PostgreSQL aborts one of the two transactions, and that batch runs
+again from the start, since nothing of it was committed.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -20,14 +25,33 @@ from typing import Any
 import trio
 
 from ..logs import fields
+from .transactions import Failure, Transactions
 
 log = logging.getLogger("chatnode.store")
 
 MAX_BATCH = 2000
+# A batch that deadlocks or hits a serialization failure this many times in a row fails;
+# between tries a short random pause lets the other node's transaction finish first.
+BATCH_ATTEMPTS = 5
+RETRY_PAUSE_S = 0.02
 
 
 class StoreUnavailable(Exception):
-    """The store could not commit (disk full, I/O error): nothing in the batch was written."""
+    """The store could not commit (disk full, I/O error, database unreachable): nothing in the
+    batch was written."""
+
+
+class RunAgain(Exception):
+    """Raised by a job that lost a race to a row another node committed meanwhile (the same
+    client_msg_id, the same direct pair): its savepoint is rolled back and it runs once more,
+    and then it finds that row and answers with it."""
+
+
+class _BatchAborted(Exception):
+    def __init__(self, cause: BaseException, failure: Failure) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.failure = failure
 
 
 class Job:
@@ -55,8 +79,9 @@ class Job:
 
 
 class GroupCommitWriter:
-    def __init__(self, conn: sqlite3.Connection, on_batch: Callable[[int, float], None]) -> None:
-        self._conn = conn
+    def __init__(self, transactions: Transactions,
+                 on_batch: Callable[[int, float], None]) -> None:
+        self._transactions = transactions
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._on_batch = on_batch
         self._thread: threading.Thread | None = None
@@ -113,34 +138,49 @@ class GroupCommitWriter:
         self._token.run_sync_soon(self._stopped.set)
 
     def _commit(self, batch: list[Job]) -> None:
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        for attempt in range(1, BATCH_ATTEMPTS + 1):
             for job in batch:
-                conn.execute("SAVEPOINT job")
-                try:
-                    job.result = job.fn(conn, *job.args)
-                except sqlite3.OperationalError as exc:  # a full disk, an I/O error: the store
-                    conn.execute("ROLLBACK TO job")     # failed, not the job
-                    job.error = StoreUnavailable(str(exc))
-                except Exception as exc:  # one bad job must not sink the batch
-                    conn.execute("ROLLBACK TO job")
-                    job.error = exc
-                conn.execute("RELEASE job")
-            conn.execute("COMMIT")
-            self.commits += 1
-        except sqlite3.Error as exc:
-            # A full disk or an I/O error: every job of the batch is refused, nothing is lost
-            # silently, and the admin sees why.
-            log.error("store commit failed", extra=fields(jobs=len(batch), error=str(exc)))
+                job.result, job.error = None, None
             try:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                log.exception("rollback failed")
-            for job in batch:
-                job.error = StoreUnavailable(str(exc))
-                job.result = None
+                with self._transactions.batch() as conn:
+                    for job in batch:
+                        self._run_job(conn, job)
+                self.commits += 1
+                return
+            except Exception as exc:
+                cause = exc.cause if isinstance(exc, _BatchAborted) else exc
+                failure = (exc.failure if isinstance(exc, _BatchAborted)
+                           else self._transactions.classify(exc))
+                if failure is Failure.RETRY_BATCH and attempt < BATCH_ATTEMPTS:
+                    log.info("store batch rolled back by a conflict; running it again",
+                             extra=fields(jobs=len(batch), attempt=attempt, error=str(cause)))
+                    time.sleep(random.uniform(0, RETRY_PAUSE_S * attempt))
+                    continue
+                # A full disk, an I/O error, a lost database: every job of the batch is
+                # refused, nothing is lost silently, and the admin sees why.
+                log.error("store commit failed", extra=fields(jobs=len(batch),
+                                                              error=" ".join(str(cause).split())))
+                for job in batch:
+                    job.error = StoreUnavailable(" ".join(str(cause).split()))
+                    job.result = None
+                return
+
+    def _run_job(self, conn: Any, job: Job) -> None:
+        for last_try in (False, True):
+            try:
+                with self._transactions.savepoint(conn):
+                    job.result = job.fn(conn, *job.args)
+                return
+            except RunAgain as exc:
+                if last_try:
+                    job.error = StoreUnavailable(f"a write kept conflicting: {exc}")
+                    return
+            except Exception as exc:  # one bad job must not sink the batch
+                failure = self._transactions.classify(exc)
+                if failure in (Failure.RETRY_BATCH, Failure.LOST_BATCH):
+                    raise _BatchAborted(exc, failure) from exc
+                job.error = StoreUnavailable(str(exc)) if failure is Failure.JOB_STORE else exc
+                return
 
     @staticmethod
     def _complete(batch: list[Job]) -> None:

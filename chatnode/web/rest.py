@@ -186,6 +186,8 @@ class Api:
 
     async def get_conversation(self, request: Request) -> Response:
         device = await self._device(request)
+        if self.service.cluster is not None:
+            await self.service.know(request.path_params["cid"], device.user_id)
         conv = self.service.engine.conversation_for(device.user_id, request.path_params["cid"])
         return json_response(await self.service.conversation_info(device.user_id, conv))
 
@@ -241,6 +243,9 @@ class Api:
         body: SendRequest = await self._body(request, SendRequest)
         frame = Send(conversation_id=request.path_params["cid"],
                      **msgspec.structs.asdict(body))
+        if self.service.cluster is not None:
+            await self.service.know(frame.conversation_id, device.user_id,
+                                    max(frame.target or 0, frame.reply_to or 0))
         job = self.service.submit_send(device.user_id, frame, None)
         try:
             message, created = await job.wait()
@@ -292,12 +297,18 @@ class Api:
         return Response(self.openapi_json, media_type="application/json")
 
     async def healthz(self, request: Request) -> Response:
-        """200 only when a real write commits: a full disk or a stuck writer shows here."""
+        """200 only when a real write commits (a full disk or a stuck writer shows here) and,
+        in a cluster, the bus works."""
         with trio.move_on_after(HEALTH_TIMEOUT_S):
             try:
                 await self.service.store.write(sql.touch_health)
             except Exception as exc:
                 return json_response(HealthStatus("unavailable", str(exc)), 503)
+            cluster = self.service.cluster
+            if cluster is not None and not cluster.bus.healthy:
+                # Sends still commit, but other nodes' sessions would not hear of them.
+                return json_response(HealthStatus("unavailable", "the bus (Redis) cannot be"
+                                                  " reached"), 503)
             return json_response(HealthStatus("ok"))
         return json_response(HealthStatus("unavailable", "store write timed out"), 503)
 

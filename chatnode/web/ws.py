@@ -196,6 +196,9 @@ class WebSocketSession:
         user_id = session.user_id
         match frame:
             case Send():
+                if self.service.cluster is not None:
+                    await self.service.know(frame.conversation_id, user_id,
+                                            max(frame.target or 0, frame.reply_to or 0))
                 # The slot is given back when the send is committed or refused (service).
                 # Waiting for one is the node's doing, not the client's silence.
                 try:
@@ -209,14 +212,20 @@ class WebSocketSession:
                     session.send_slots.release()
                     raise
             case Delivered():
+                if self.service.cluster is not None:
+                    await self.service.know(frame.conversation_id, user_id, frame.seq)
                 self.service.submit_marker(user_id, frame.conversation_id, frame.seq, False,
                                            session)
             case Read():
+                if self.service.cluster is not None:
+                    await self.service.know(frame.conversation_id, user_id, frame.seq)
                 self.service.submit_marker(user_id, frame.conversation_id, frame.seq, True,
                                            session)
             case Ping():
                 session.push(Pong(id=frame.id))
             case Typing():
+                if self.service.cluster is not None:
+                    await self.service.know(frame.conversation_id, user_id)
                 self.service.engine.conversation_for(user_id, frame.conversation_id, "typing")
                 self.service.presence.typing(user_id, frame.conversation_id, trio.current_time())
             case Hello():

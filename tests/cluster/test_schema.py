@@ -9,8 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from tests.pg_server import Postgres
+
 from .cli import refused_in_one_line, run
-from .conftest import Postgres
 
 # Connects first, then waits for a moment shared by every process, so that their migrations
 # start together instead of one after the other's interpreter start-up.

@@ -436,6 +436,17 @@ def test_catchup_never_reaches_before_the_member_joined() -> None:
     assert engine.catchup_plan("u0", {}).ranges == [CatchupRange("c1", 18, 20)]
 
 
+def test_catchup_holds_back_live_messages_the_device_already_has_beyond_this_nodes_log() -> None:
+    """In a cluster the device may have seq 12 from another node while this node has taken in
+    only 10 (11 and 12 are still on the bus): nothing to read, and 11 and 12 are not released
+    to the device again when they arrive."""
+    engine = engine_of(conversation("c1", 10, [member("u0", 10, 10), member("u1")]),
+                       conversation("c2", 5, [member("u0", 5, 5), member("u1")]))
+    plan = engine.catchup_plan("u0", {"c1": 12, "c2": 3})
+    assert plan.ranges == [CatchupRange("c2", 3, 5)]
+    assert plan.upto == {"c1": 12, "c2": 5}
+
+
 def _expected_lo(record: ConversationRecord, sync: dict[str, int] | None) -> int:
     me = next(m for m in record.members if m.user_id == ME)
     if sync is None:
@@ -463,7 +474,8 @@ def test_catchup_plan_covers_exactly_what_the_device_is_missing(
             expected_ranges[cid] = CatchupRange(cid, lo, record.last_seq)
     assert {r.conversation_id: r for r in plan.ranges} == expected_ranges
     assert len(plan.ranges) == len(expected_ranges), "a conversation read twice"
-    assert plan.upto == {cid: r.last_seq for cid, r in mine.items()}
+    assert plan.upto == {cid: max(r.last_seq, (sync or {}).get(cid, 0))
+                         for cid, r in mine.items()}
 
     # exactly one status per conversation of the user, each what status_for says
     status_ids = [s.conversation_id for s in plan.statuses]

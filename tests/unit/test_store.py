@@ -1,5 +1,8 @@
-"""The SQLite store on a real file: group commit, gap-free seqs, idempotent sends, forward-only
-markers, direct-pair uniqueness, history paging and the catch-up range reads."""
+"""The node's store, SQLite on a real file and PostgreSQL on a real server (one suite: the
+`store` and `db` fixtures run each test on both): group commit, gap-free seqs, idempotent
+sends, forward-only markers, direct-pair uniqueness, history paging and the catch-up range
+reads. The tests of SQLite's own machinery (its WAL, its query plans, its migrations) run on
+SQLite only."""
 
 from __future__ import annotations
 
@@ -7,8 +10,10 @@ import itertools
 import math
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -23,26 +28,72 @@ from chatnode.store import sqlite as sql
 SETTINGS = settings(max_examples=150, deadline=None)
 
 
+# --- both stores ------------------------------------------------------------------------------
+
+STORES = ["sqlite", "postgres"]
+
+
+def ops_for(conn: Any) -> ModuleType:
+    """The module of operations for a connection: sqlite.py, or its PostgreSQL twins."""
+    if isinstance(conn, sqlite3.Connection):
+        return sql
+    from chatnode.store import pg_ops
+
+    return pg_ops
+
+
+def query(conn: Any, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """A test's own probe on either store: SQLite's ? marks become psycopg's %s."""
+    if not isinstance(conn, sqlite3.Connection):
+        statement = statement.replace("?", "%s")
+    return [tuple(row) for row in conn.execute(statement, params).fetchall()]
+
+
+@pytest.fixture(params=STORES)
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Any]:
+    """Builds the node's store of the test's kind (SqliteStore or PostgresStore)."""
+    if request.param == "sqlite":
+        return lambda **kw: SqliteStore(tmp_path / "data", **kw)
+    url = request.getfixturevalue("pg_url")
+    from chatnode.store.pg_store import PostgresStore
+
+    return lambda **kw: PostgresStore(url, **kw)
+
+
+@pytest.fixture(params=STORES)
+def conn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A migrated store's connection, in autocommit mode, for the plain operations."""
+    if request.param == "sqlite":
+        connection: Any = sql.open_database(tmp_path, "normal")
+    else:
+        from chatnode.store import postgres
+
+        connection = postgres.open_migrated(request.getfixturevalue("pg_url"))
+    yield connection
+    connection.close()
+
+
 # --- helpers ----------------------------------------------------------------------------------
 
-def add_user(conn: sqlite3.Connection, username: str) -> str:
-    return sql.insert_user(conn, username, None, "not-a-real-hash").user_id
+def add_user(conn: Any, username: str) -> str:
+    return ops_for(conn).insert_user(conn, username, None, "not-a-real-hash").user_id
 
 
-def append(conn: sqlite3.Connection, conversation_id: str, sender_id: str, client_msg_id: str,
+def append(conn: Any, conversation_id: str, sender_id: str, client_msg_id: str,
            body: str = "hello") -> tuple[Message, bool]:
-    return sql.append_message(conn, conversation_id, sender_id, client_msg_id, "text", body,
-                              None, None, None)
+    return ops_for(conn).append_message(conn, conversation_id, sender_id, client_msg_id,  # type: ignore[no-any-return]
+                                        "text", body, None, None, None)
 
 
-def seed(conn: sqlite3.Connection, counts: dict[str, int]) -> dict[str, str]:
+def seed(conn: Any, counts: dict[str, int]) -> dict[str, str]:
     """Two users and one group per entry of `counts`, holding that many messages; returns
     name -> conversation_id. One transaction, so seeding costs one fsync."""
+    ops = ops_for(conn)
     conn.execute("BEGIN")
     alice, bob = add_user(conn, "alice"), add_user(conn, "bob")
     ids = {}
     for name, count in counts.items():
-        record, _ = sql.insert_conversation(conn, "group", name, alice, [bob])
+        record, _ = ops.insert_conversation(conn, "group", name, alice, [bob])
         ids[name] = record.conversation_id
         for i in range(count):
             append(conn, record.conversation_id, alice if i % 2 else bob, f"{name}-{i}")
@@ -50,22 +101,21 @@ def seed(conn: sqlite3.Connection, counts: dict[str, int]) -> dict[str, str]:
     return ids
 
 
-def marker_row(conn: sqlite3.Connection, conversation_id: str, user_id: str) -> tuple[int, int]:
-    return conn.execute(
-        "SELECT last_delivered_seq, last_read_seq FROM members"
-        " WHERE conversation_id = ? AND user_id = ?", (conversation_id, user_id)).fetchone()
+def marker_row(conn: Any, conversation_id: str, user_id: str) -> tuple[int, int]:
+    (row,) = query(conn, "SELECT last_delivered_seq, last_read_seq FROM members"
+                   " WHERE conversation_id = ? AND user_id = ?", (conversation_id, user_id))
+    return row  # type: ignore[return-value]
 
 
-def last_seq(conn: sqlite3.Connection, conversation_id: str) -> int:
-    record = sql.conversation_by_id(conn, conversation_id)
-    assert record is not None
-    return record.last_seq
+def last_seq(conn: Any, conversation_id: str) -> int:
+    (row,) = query(conn, "SELECT last_seq FROM conversations WHERE conversation_id = ?",
+                   (conversation_id,))
+    return int(row[0])
 
 
-def log_of(conn: sqlite3.Connection, conversation_id: str) -> list[tuple[int, str]]:
-    return conn.execute(
-        "SELECT seq, client_msg_id FROM messages WHERE conversation_id = ? ORDER BY seq",
-        (conversation_id,)).fetchall()
+def log_of(conn: Any, conversation_id: str) -> list[tuple[int, str]]:
+    return query(conn, "SELECT seq, client_msg_id FROM messages WHERE conversation_id = ?"  # type: ignore[return-value]
+                 " ORDER BY seq", (conversation_id,))
 
 
 def seqs_of(messages: list[Message]) -> list[tuple[str, int]]:
@@ -77,13 +127,12 @@ def seqs_in(ranges: list[CatchupRange]) -> list[tuple[str, int]]:
 
 
 class Store:
-    """A started SqliteStore with two users (and a stranger) and one group, recording the size
-    of every batch the writer commits."""
+    """A started store (of either kind) with two users (and a stranger) and one group,
+    recording the size of every batch the writer commits."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, make_store: Callable[..., Any]) -> None:
         self.batches: list[int] = []
-        self.store = SqliteStore(tmp_path / "data",
-                                 on_batch=lambda size, seconds: self.batches.append(size))
+        self.store = make_store(on_batch=lambda size, seconds: self.batches.append(size))
 
     async def __aenter__(self) -> Store:
         self.store.start()
@@ -110,7 +159,7 @@ class Store:
         everything submitted meanwhile is committed together in the next batch."""
         started, release = threading.Event(), threading.Event()
 
-        def hold(conn: sqlite3.Connection) -> None:
+        def hold(conn: Any) -> None:
             started.set()
             release.wait(10)
 
@@ -121,8 +170,9 @@ class Store:
 
 # --- group commit -----------------------------------------------------------------------------
 
-async def test_group_commit_puts_concurrent_sends_in_few_batches(tmp_path: Path) -> None:
-    async with Store(tmp_path) as s:
+async def test_group_commit_puts_concurrent_sends_in_few_batches(
+        make_store: Callable[..., Any]) -> None:
+    async with Store(make_store) as s:
         jobs = [s.submit_append(s.alice, f"m{i}") for i in range(500)]
         results = [await job.wait() for job in jobs]
         log = await s.store.read(log_of, s.cid)
@@ -133,8 +183,9 @@ async def test_group_commit_puts_concurrent_sends_in_few_batches(tmp_path: Path)
     assert log == [(i + 1, f"m{i}") for i in range(500)]
 
 
-async def test_seqs_follow_submission_order_per_conversation(tmp_path: Path) -> None:
-    async with Store(tmp_path) as s:
+async def test_seqs_follow_submission_order_per_conversation(
+        make_store: Callable[..., Any]) -> None:
+    async with Store(make_store) as s:
         other, _ = await s.store.write(sql.insert_conversation, "group", "h", s.bob,
                                        [s.alice])
         jobs = [(cid, s.submit_append(s.alice, f"{cid}-{i}", cid))
@@ -144,12 +195,13 @@ async def test_seqs_follow_submission_order_per_conversation(tmp_path: Path) -> 
         assert [m.seq for c, m in results if c == cid] == list(range(1, 201))
 
 
-async def test_a_failing_job_fails_alone_and_leaves_no_seq_gap(tmp_path: Path) -> None:
-    def append_then_fail(conn: sqlite3.Connection, conversation_id: str, sender: str) -> None:
+async def test_a_failing_job_fails_alone_and_leaves_no_seq_gap(
+        make_store: Callable[..., Any]) -> None:
+    def append_then_fail(conn: Any, conversation_id: str, sender: str) -> None:
         append(conn, conversation_id, sender, "doomed")
         raise RuntimeError("boom after writing")
 
-    async with Store(tmp_path) as s:
+    async with Store(make_store) as s:
         release = await s.gate()
         jobs = [s.submit_append(s.alice, f"a{i}") for i in range(3)]
         stranger = s.submit_append(s.mallory, "intruder")
@@ -174,11 +226,15 @@ async def test_a_failing_job_fails_alone_and_leaves_no_seq_gap(tmp_path: Path) -
 
 
 async def test_a_job_the_disk_fails_is_store_unavailable_and_the_others_commit(
-        tmp_path: Path) -> None:
-    def disk_full(conn: sqlite3.Connection) -> None:
-        raise sqlite3.OperationalError("database or disk is full")
+        make_store: Callable[..., Any]) -> None:
+    def disk_full(conn: Any) -> None:
+        if isinstance(conn, sqlite3.Connection):
+            raise sqlite3.OperationalError("database or disk is full")
+        import psycopg
 
-    async with Store(tmp_path) as s:
+        raise psycopg.errors.DiskFull("could not extend file: No space left on device")
+
+    async with Store(make_store) as s:
         release = await s.gate()
         before = s.submit_append(s.alice, "before")
         failed = s.store.submit(disk_full)
@@ -189,9 +245,10 @@ async def test_a_job_the_disk_fails_is_store_unavailable_and_the_others_commit(
         assert [(await j.wait())[0].seq for j in (before, after)] == [1, 2]
 
 
-async def test_on_done_callbacks_run_in_submission_order(tmp_path: Path) -> None:
+async def test_on_done_callbacks_run_in_submission_order(
+        make_store: Callable[..., Any]) -> None:
     calls: list[tuple[int, bool]] = []
-    async with Store(tmp_path) as s:
+    async with Store(make_store) as s:
         jobs = []
         for i in range(300):
             sender = s.mallory if i % 7 == 3 else s.alice
@@ -204,9 +261,10 @@ async def test_on_done_callbacks_run_in_submission_order(tmp_path: Path) -> None
     assert [ok for _, ok in calls] == [i % 7 != 3 for i in range(300)]
 
 
-async def test_on_done_runs_before_the_waiter_wakes(tmp_path: Path) -> None:
+async def test_on_done_runs_before_the_waiter_wakes(
+        make_store: Callable[..., Any]) -> None:
     seen: list[int] = []
-    async with Store(tmp_path) as s:
+    async with Store(make_store) as s:
         job = s.submit_append(s.alice, "m1", on_done=lambda job: seen.append(job.result[0].seq))
         message, _ = await job.wait()
         assert seen == [message.seq] == [1]
@@ -214,8 +272,9 @@ async def test_on_done_runs_before_the_waiter_wakes(tmp_path: Path) -> None:
 
 # --- idempotency and markers ------------------------------------------------------------------
 
-async def test_resending_a_client_msg_id_returns_the_original(tmp_path: Path) -> None:
-    async with Store(tmp_path) as s:
+async def test_resending_a_client_msg_id_returns_the_original(
+        make_store: Callable[..., Any]) -> None:
+    async with Store(make_store) as s:
         first, created = await s.store.write(sql.append_message, s.cid, s.alice, "m1", "text",
                                              "original", None, None, None)
         again, created_again = await s.store.write(sql.append_message, s.cid, s.alice, "m1",
@@ -231,8 +290,9 @@ async def test_resending_a_client_msg_id_returns_the_original(tmp_path: Path) ->
     assert bob_created and bobs.seq == 2
 
 
-async def test_a_retry_in_the_same_batch_is_not_a_second_message(tmp_path: Path) -> None:
-    async with Store(tmp_path) as s:
+async def test_a_retry_in_the_same_batch_is_not_a_second_message(
+        make_store: Callable[..., Any]) -> None:
+    async with Store(make_store) as s:
         release = await s.gate()
         one, two = s.submit_append(s.alice, "m1"), s.submit_append(s.alice, "m1")
         release.set()
@@ -243,44 +303,44 @@ async def test_a_retry_in_the_same_batch_is_not_a_second_message(tmp_path: Path)
     assert log == [(1, "m1")]
 
 
-def test_append_moves_the_senders_own_markers(tmp_path: Path) -> None:
-    conn = sql.open_database(tmp_path, "normal")
+def test_append_moves_the_senders_own_markers(conn: Any) -> None:
+    ops = ops_for(conn)
     ids = seed(conn, {"g": 0})
-    alice = sql.user_by_name(conn, "alice")
+    alice = ops.user_by_name(conn, "alice")
     assert alice is not None
     message, _ = append(conn, ids["g"], alice.user_id, "x")
     assert marker_row(conn, ids["g"], alice.user_id) == (message.seq, message.seq)
 
 
-def test_markers_never_move_backwards_in_the_store(tmp_path: Path) -> None:
-    conn = sql.open_database(tmp_path, "normal")
+def test_markers_never_move_backwards_in_the_store(conn: Any) -> None:
+    ops = ops_for(conn)
     alice, bob = add_user(conn, "alice"), add_user(conn, "bob")
-    record, _ = sql.insert_conversation(conn, "group", "g", alice, [bob])
+    record, _ = ops.insert_conversation(conn, "group", "g", alice, [bob])
     cid = record.conversation_id
     for i in range(10):
         append(conn, cid, alice, f"m{i}")
     assert marker_row(conn, cid, bob) == (0, 0)
-    sql.advance_markers(conn, cid, bob, 8, 5)
+    ops.advance_markers(conn, cid, bob, 8, 5)
     assert marker_row(conn, cid, bob) == (8, 5)
-    sql.advance_markers(conn, cid, bob, 2, 1)
+    ops.advance_markers(conn, cid, bob, 2, 1)
     assert marker_row(conn, cid, bob) == (8, 5)
-    sql.advance_markers(conn, cid, bob, 0, 0)
+    ops.advance_markers(conn, cid, bob, 0, 0)
     assert marker_row(conn, cid, bob) == (8, 5)
     # read implies delivered
-    sql.advance_markers(conn, cid, bob, 0, 9)
+    ops.advance_markers(conn, cid, bob, 0, 9)
     assert marker_row(conn, cid, bob) == (9, 9)
     assert marker_row(conn, cid, alice) == (10, 10)
 
 
 # --- conversations ----------------------------------------------------------------------------
 
-def test_a_direct_pair_has_one_conversation_whoever_asks(tmp_path: Path) -> None:
-    conn = sql.open_database(tmp_path, "normal")
+def test_a_direct_pair_has_one_conversation_whoever_asks(conn: Any) -> None:
+    ops = ops_for(conn)
     alice, bob, carol = (add_user(conn, n) for n in ("alice", "bob", "carol"))
-    first, created = sql.insert_conversation(conn, "direct", None, alice, [bob])
-    again, created_again = sql.insert_conversation(conn, "direct", None, alice, [bob])
-    reverse, created_reverse = sql.insert_conversation(conn, "direct", None, bob, [alice])
-    other, created_other = sql.insert_conversation(conn, "direct", None, alice, [carol])
+    first, created = ops.insert_conversation(conn, "direct", None, alice, [bob])
+    again, created_again = ops.insert_conversation(conn, "direct", None, alice, [bob])
+    reverse, created_reverse = ops.insert_conversation(conn, "direct", None, bob, [alice])
+    other, created_other = ops.insert_conversation(conn, "direct", None, alice, [carol])
     assert created and not created_again and not created_reverse and created_other
     assert again.conversation_id == reverse.conversation_id == first.conversation_id
     assert other.conversation_id != first.conversation_id
@@ -289,33 +349,33 @@ def test_a_direct_pair_has_one_conversation_whoever_asks(tmp_path: Path) -> None
     assert count == (2,)
 
 
-def test_groups_of_the_same_people_are_distinct(tmp_path: Path) -> None:
-    conn = sql.open_database(tmp_path, "normal")
+def test_groups_of_the_same_people_are_distinct(conn: Any) -> None:
+    ops = ops_for(conn)
     alice, bob = add_user(conn, "alice"), add_user(conn, "bob")
-    one, _ = sql.insert_conversation(conn, "group", "a", alice, [bob])
-    two, created = sql.insert_conversation(conn, "group", "a", alice, [bob])
+    one, _ = ops.insert_conversation(conn, "group", "a", alice, [bob])
+    two, created = ops.insert_conversation(conn, "group", "a", alice, [bob])
     assert created and one.conversation_id != two.conversation_id
     roles = {m.user_id: m.role for m in one.members}
     assert roles == {alice: "admin", bob: "member"}
 
 
-def test_all_conversations_reloads_members_and_markers(tmp_path: Path) -> None:
-    conn = sql.open_database(tmp_path, "normal")
+def test_all_conversations_reloads_members_and_markers(conn: Any) -> None:
+    ops = ops_for(conn)
     ids = seed(conn, {"g": 3, "h": 0})
-    loaded = {r.conversation_id: r for r in sql.all_conversations(conn)}
+    loaded = {r.conversation_id: r for r in ops.all_conversations(conn)}
     assert {cid: r.last_seq for cid, r in loaded.items()} == {ids["g"]: 3, ids["h"]: 0}
     assert all(len(r.members) == 2 for r in loaded.values())
 
 
 # --- history ----------------------------------------------------------------------------------
 
-def test_history_pages_backwards_and_forwards(tmp_path: Path) -> None:
-    conn = sql.open_database(tmp_path, "normal")
+def test_history_pages_backwards_and_forwards(conn: Any) -> None:
+    ops = ops_for(conn)
     cid = seed(conn, {"g": 30})["g"]
 
     def page(**kw: Any) -> tuple[list[int], bool]:
         kw = {"before": None, "after": None, "min_seq": 0, **kw}
-        messages, has_more = sql.history(conn, cid, **kw)
+        messages, has_more = ops.history(conn, cid, **kw)
         return [m.seq for m in messages], has_more
 
     assert page(limit=10) == (list(range(21, 31)), True)
@@ -330,15 +390,15 @@ def test_history_pages_backwards_and_forwards(tmp_path: Path) -> None:
     assert page(after=0, limit=3, min_seq=12) == ([13, 14, 15], True)
 
 
-def test_history_pages_match_a_brute_force_filter(tmp_path: Path) -> None:
-    conn = sql.open_database(tmp_path, "normal")
+def test_history_pages_match_a_brute_force_filter(conn: Any) -> None:
+    ops = ops_for(conn)
     cid = seed(conn, {"g": 40})["g"]
     bounds = st.none() | st.integers(0, 45)
 
     @SETTINGS
     @given(before=bounds, after=bounds, limit=st.integers(1, 50), min_seq=st.integers(0, 42))
     def check(before: int | None, after: int | None, limit: int, min_seq: int) -> None:
-        messages, has_more = sql.history(conn, cid, before=before, after=after, limit=limit,
+        messages, has_more = ops.history(conn, cid, before=before, after=after, limit=limit,
                                          min_seq=min_seq)
         candidates = [s for s in range(1, 41) if s > min_seq
                       and (after is None or s > after) and (before is None or s < before)]
@@ -365,23 +425,22 @@ def range_lists(draw: st.DrawFn, ids: dict[str, str]) -> list[CatchupRange]:
     return ranges
 
 
-def test_read_ranges_returns_each_range_ascending_in_the_order_given(tmp_path: Path) -> None:
-    conn = sql.open_database(tmp_path, "normal")
+def test_read_ranges_returns_each_range_ascending_in_the_order_given(conn: Any) -> None:
+    ops = ops_for(conn)
     ids = seed(conn, COUNTS)
 
     @SETTINGS
     @given(st.data())
     def check(data: st.DataObject) -> None:
         ranges = data.draw(range_lists(ids).filter(bool))
-        messages = sql.read_ranges(conn, ranges)
+        messages = ops.read_ranges(conn, ranges)
         assert seqs_of(messages) == seqs_in(ranges)
 
     check()
 
 
-def test_plan_chunks_cuts_ranges_into_bounded_chunks_covering_the_same_seqs(
-        tmp_path: Path) -> None:
-    conn = sql.open_database(tmp_path, "normal")
+def test_plan_chunks_cuts_ranges_into_bounded_chunks_covering_the_same_seqs(conn: Any) -> None:
+    ops = ops_for(conn)
     ids = seed(conn, COUNTS)
 
     @SETTINGS
@@ -395,26 +454,27 @@ def test_plan_chunks_cuts_ranges_into_bounded_chunks_covering_the_same_seqs(
             assert chunk, "an empty chunk"
             assert 0 < len(seqs_in(chunk)) <= rows
         assert [s for chunk in chunks for s in seqs_in(chunk)] == seqs_in(ranges)
-        read = [m for chunk in chunks for m in sql.read_ranges(conn, chunk)]
+        read = [m for chunk in chunks for m in ops.read_ranges(conn, chunk)]
         assert seqs_of(read) == seqs_in(ranges)
 
     check()
 
 
-def test_a_full_chunk_of_one_row_ranges_is_one_statement(tmp_path: Path) -> None:
+def test_a_full_chunk_of_one_row_ranges_is_one_statement(conn: Any) -> None:
     """A user with a thousand conversations each one message behind: the chunk has a thousand
     ranges (four thousand parameters), still one statement."""
-    conn = sql.open_database(tmp_path, "normal")
+    ops = ops_for(conn)
     cid = seed(conn, {"g": 1500})["g"]
     ranges = [CatchupRange(cid, s - 1, s) for s in range(1, 1501)]
     chunks = sql.plan_chunks(ranges)
     assert [len(c) for c in chunks] == [sql.READ_CHUNK_ROWS, 1500 - sql.READ_CHUNK_ROWS]
-    read = [m for chunk in chunks for m in sql.read_ranges(conn, chunk)]
+    read = [m for chunk in chunks for m in ops.read_ranges(conn, chunk)]
     assert [m.seq for m in read] == list(range(1, 1501))
 
 
-async def test_stream_ranges_yields_every_missing_message_in_order(tmp_path: Path) -> None:
-    async with Store(tmp_path) as s:
+async def test_stream_ranges_yields_every_missing_message_in_order(
+        make_store: Callable[..., Any]) -> None:
+    async with Store(make_store) as s:
         for i in range(30):
             await s.store.write(sql.append_message, s.cid, s.alice, f"m{i}", "text", "x",
                                 None, None, None)
@@ -424,13 +484,13 @@ async def test_stream_ranges_yields_every_missing_message_in_order(tmp_path: Pat
 
 
 class _Recording:
-    """A connection that remembers the statements run on it."""
+    """A connection (of either store) that remembers the statements run on it."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.statements: list[tuple[str, Any]] = []
 
-    def execute(self, statement: str, params: Any = ()) -> sqlite3.Cursor:
+    def execute(self, statement: str, params: Any = ()) -> Any:
         self.statements.append((statement, params))
         return self.conn.execute(statement, params)
 
@@ -453,18 +513,40 @@ def test_read_ranges_uses_the_messages_primary_key(tmp_path: Path) -> None:
     assert not any(d.startswith(("SCAN m", "SCAN messages")) for d in plan), plan
 
 
-def test_unreferenced_uploads_are_swept_and_shared_files_kept(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from chatnode.store import sqlite as sql
+def test_read_ranges_on_postgresql_reads_each_range_from_the_primary_key(pg_url: str) -> None:
+    """On a log of real size (planner statistics and all), each range is a parameterised scan of
+    the messages' primary key, never a scan of the whole log."""
+    from chatnode.store import pg_ops, postgres
 
-    conn = sql.open_database(tmp_path)
-    user = sql.insert_user(conn, "uploader", None, "x")
-    sent = sql.insert_media(conn, "aaa", 1, "text/plain", user.user_id)
-    sql.insert_media(conn, "aaa", 1, "text/plain", user.user_id)  # same bytes, never sent
-    sql.insert_media(conn, "bbb", 1, "text/plain", user.user_id)  # never sent
-    conn.execute("UPDATE media SET referenced = 1 WHERE media_id = ?", (sent,))
-    assert sql.sweep_unreferenced_media(conn, sql.now_ms() - 60_000) == []  # too recent
-    assert sql.sweep_unreferenced_media(conn, sql.now_ms() + 1) == ["bbb"]  # aaa still used
-    assert [r[0] for r in conn.execute("SELECT media_id FROM media")] == [sent]
+    conn = postgres.open_migrated(pg_url)
+    alice = add_user(conn, "alice")
+    cids = [pg_ops.insert_conversation(conn, "group", f"g{i}", alice, [])[0].conversation_id
+            for i in range(20)]
+    conn.execute("INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, kind,"
+                 " body, ts) SELECT c, s, %s, c || s, 'text', 'x', 0"
+                 " FROM unnest(%s::text[]) AS c, generate_series(1, 2000) AS s", (alice, cids))
+    conn.execute("ANALYZE messages")
+    recording = _Recording(conn)
+    ranges = [CatchupRange(cid, 1990, 2000) for cid in cids[:10]]
+    read = pg_ops.read_ranges(recording, ranges)  # type: ignore[arg-type]
+    assert seqs_of(read) == seqs_in(ranges)
+    [(statement, params)] = recording.statements
+    plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {statement}", params))
+    assert "Seq Scan on messages" not in plan, plan
+    assert "messages_pkey" in plan and "(conversation_id = r.cid)" in plan, plan
+    conn.close()
+
+
+def test_unreferenced_uploads_are_swept_and_shared_files_kept(conn: Any) -> None:
+    ops = ops_for(conn)
+    user = ops.insert_user(conn, "uploader", None, "x")
+    sent = ops.insert_media(conn, "aaa", 1, "text/plain", user.user_id)
+    ops.insert_media(conn, "aaa", 1, "text/plain", user.user_id)  # same bytes, never sent
+    ops.insert_media(conn, "bbb", 1, "text/plain", user.user_id)  # never sent
+    query(conn, "UPDATE media SET referenced = TRUE WHERE media_id = ? RETURNING 1", (sent,))
+    assert ops.sweep_unreferenced_media(conn, sql.now_ms() - 60_000) == []  # too recent
+    assert ops.sweep_unreferenced_media(conn, sql.now_ms() + 1) == ["bbb"]  # aaa still used
+    assert query(conn, "SELECT media_id FROM media") == [(sent,)]
 
 
 # --- the WAL ----------------------------------------------------------------------------------

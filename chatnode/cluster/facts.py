@@ -1,0 +1,90 @@
+"""The facts nodes tell each other on the bus: what one node committed (or saw), as it is.
+
+A fact is a statement about the shared store or about a node's sessions, never a command: each
+node takes it in through the same path as its own commits. Every fact names the node it came
+from (a node hears its own publications too and ignores them). MessagePack on the wire: the
+log's own structs cross as they are, and one decode validates the whole fact.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from msgspec import Struct
+
+from ..protocol import Message
+from ..store import ConversationRecord
+
+
+class Fact(Struct, tag_field="fact"):
+    origin: str
+
+
+class MessageCommitted(Fact, tag="message"):
+    message: Message
+
+
+class MarkersMoved(Fact, tag="markers"):
+    """A member's markers after a commit; cumulative, so late or repeated is harmless."""
+
+    conversation_id: str
+    user_id: str
+    delivered: int
+    read: int
+
+
+class ConversationChanged(Fact, tag="conversation"):
+    """A conversation as committed after a create, membership, role or name change, with the
+    system messages that change appended to the log (none for a create)."""
+
+    record: ConversationRecord
+    events: list[Message]
+    created: bool = False
+
+
+class TypingChanged(Fact, tag="typing"):
+    conversation_id: str
+    user_id: str
+    typing: bool
+
+
+class PresenceChanged(Fact, tag="presence"):
+    """A user's first session on the origin node opened, or their last one there closed (after
+    the grace that hides a flap). Whether they are online anywhere is each node's sum."""
+
+    user_id: str
+    online: bool
+    last_seen: int
+
+
+class NodePresence(Fact, tag="node_presence"):
+    """Every user online on the origin node, after its bus came back: the others may have
+    read its presence hash while Redis was empty, or missed its presence facts."""
+
+    users: list[str]
+
+
+class PushTargetAdded(Fact, tag="push_target"):
+    """A device of the user registered a push target: any node's commit may now wake them."""
+
+    user_id: str
+
+
+class Resync(Fact, tag="resync"):
+    """The origin dropped facts (its bus was down or its queue full): every node makes its
+    sessions whole from the store, as after its own reconnection."""
+
+
+AnyFact = MessageCommitted | MarkersMoved | ConversationChanged | TypingChanged \
+    | PresenceChanged | NodePresence | PushTargetAdded | Resync
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyFact)
+
+
+def encode_fact(fact: AnyFact) -> bytes:
+    return _encoder.encode(fact)
+
+
+def decode_fact(data: bytes) -> AnyFact:
+    """Raises msgspec.DecodeError (a ValueError) for anything that is not a fact."""
+    return _decoder.decode(data)

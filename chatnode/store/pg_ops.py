@@ -1,0 +1,582 @@
+"""The node's operations on PostgreSQL: one twin for every operation of sqlite.py, with the same
+name, parameters and return values, taking a psycopg connection.
+
+Why twins named after the SQLite functions: the engine, the service and the web layer name an
+operation by passing sqlite.py's function (`store.write(sql.append_message, ...)`), and that is
+all they know of the store. The PostgreSQL store looks the function up in TWINS, built once at
+import by name from sqlite.py's public operations, and runs this module's function of the same
+name instead; a missing twin stops the import, so no operation can reach PostgreSQL untranslated.
+tests/unit/test_pg_twins.py checks that the signatures match.
+
+What differs from SQLite, and why:
+- seq: assigned inside the inserting transaction from the conversation's counter row, whose
+  UPDATE holds the row lock until COMMIT, so two nodes writing one conversation at once get
+  1, 2, 3, ... with no gap and no duplicate.
+- Idempotent send across nodes: another node may insert the same (sender, client_msg_id)
+  between our check and our insert; the unique index makes us wait for its COMMIT and then
+  fails our insert. The job raises RunAgain, the writer rolls its savepoint back and runs it
+  once more, and the second run finds the original and returns it. The same goes for two
+  nodes creating one direct pair, or adding one member, at once.
+- Sets and batches are one statement: ANY(array) and unnest() instead of SQLite's chunks of
+  `?` marks, so nothing on a hot path costs a round trip per row.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+from psycopg import errors
+
+from ..protocol import ChatError, ErrorCode, Message
+from . import sqlite as sql
+from .postgres import Connection, insert_user, list_users, set_user_disabled
+from .records import (
+    CatchupRange,
+    ConversationRecord,
+    DeviceAuth,
+    MemberRecord,
+    PushTargetRecord,
+    UserRecord,
+)
+from .sqlite import new_id, now_ms
+from .writer import RunAgain
+
+__all__ = ["TWINS", "insert_user", "list_users", "set_user_disabled"]
+
+_MESSAGE_COLUMNS = sql._MESSAGE_COLUMNS
+_M_COLUMNS = ", ".join("m." + c for c in _MESSAGE_COLUMNS.split(", "))
+_USER_COLUMNS = (
+    "user_id, username, display_name, password_hash, disabled, created_at, last_seen"
+)
+
+
+def _message(row: tuple[Any, ...]) -> Message:
+    return Message(*row)
+
+
+def _user(row: tuple[Any, ...] | None) -> UserRecord | None:
+    return None if row is None else UserRecord(*row)
+
+
+# --- users and devices -----------------------------------------------------------------------
+
+def user_by_name(conn: Connection, username: str) -> UserRecord | None:
+    return _user(conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE username = %s", (username.lower(),)
+    ).fetchone())
+
+
+def user_by_id(conn: Connection, user_id: str) -> UserRecord | None:
+    return _user(conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = %s", (user_id,)).fetchone())
+
+
+def existing_user_ids(conn: Connection, user_ids: Iterable[str]) -> set[str]:
+    """The ids among `user_ids` that name an enabled user."""
+    return {row[0] for row in conn.execute(
+        "SELECT user_id FROM users WHERE NOT disabled AND user_id = ANY(%s::text[])",
+        (list(user_ids),))}
+
+
+def insert_device(conn: Connection, user_id: str, name: str | None,
+                  token_hash: bytes) -> str:
+    device_id = new_id("d")
+    conn.execute(
+        "INSERT INTO devices (device_id, user_id, token_hash, name, created_at)"
+        " VALUES (%s, %s, %s, %s, %s)", (device_id, user_id, token_hash, name, now_ms()))
+    return device_id
+
+
+def device_by_token_hash(conn: Connection, token_hash: bytes) -> DeviceAuth | None:
+    row = conn.execute(
+        "SELECT d.device_id, d.user_id, u.disabled FROM devices AS d JOIN users AS u"
+        " USING (user_id) WHERE d.token_hash = %s AND d.revoked_at IS NULL",
+        (token_hash,)).fetchone()
+    return None if row is None else DeviceAuth(row[0], row[1], bool(row[2]))
+
+
+def revoke_device(conn: Connection, device_id: str) -> None:
+    conn.execute(
+        "UPDATE devices SET revoked_at = %s WHERE device_id = %s AND revoked_at IS NULL",
+        (now_ms(), device_id))
+    conn.execute("DELETE FROM push_targets WHERE device_id = %s", (device_id,))
+
+
+# --- push targets ----------------------------------------------------------------------------
+
+_TARGET_COLUMNS = "t.device_id, t.user_id, t.kind, t.endpoint, t.p256dh, t.auth"
+
+
+def set_push_target(conn: Connection, device_id: str, user_id: str, kind: str,
+                    endpoint: str, p256dh: str | None, auth: str | None) -> None:
+    """As sqlite.set_push_target: an endpoint registered by another login moves to this one."""
+    conn.execute("DELETE FROM push_targets WHERE endpoint = %s AND device_id != %s",
+                 (endpoint, device_id))
+    conn.execute(
+        "INSERT INTO push_targets (device_id, user_id, kind, endpoint, p256dh, auth, created_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (device_id) DO UPDATE SET"
+        " kind = excluded.kind, endpoint = excluded.endpoint, p256dh = excluded.p256dh,"
+        " auth = excluded.auth, created_at = excluded.created_at",
+        (device_id, user_id, kind, endpoint, p256dh, auth, now_ms()))
+
+
+def delete_push_target(conn: Connection, device_id: str) -> None:
+    conn.execute("DELETE FROM push_targets WHERE device_id = %s", (device_id,))
+
+
+def remove_gone_push_target(conn: Connection, device_id: str, endpoint: str) -> bool:
+    return conn.execute("DELETE FROM push_targets WHERE device_id = %s AND endpoint = %s",
+                        (device_id, endpoint)).rowcount == 1
+
+
+def push_target_of(conn: Connection, device_id: str) -> PushTargetRecord | None:
+    row = conn.execute(f"SELECT {_TARGET_COLUMNS} FROM push_targets AS t WHERE device_id = %s",
+                       (device_id,)).fetchone()
+    return None if row is None else PushTargetRecord(*row)
+
+
+def push_targets_of(conn: Connection, user_id: str) -> list[PushTargetRecord]:
+    rows = conn.execute(
+        f"SELECT {_TARGET_COLUMNS} FROM push_targets AS t JOIN devices AS d USING (device_id)"
+        " JOIN users AS u ON u.user_id = t.user_id WHERE t.user_id = %s"
+        ' AND d.revoked_at IS NULL AND NOT u.disabled ORDER BY t.device_id COLLATE "C"',
+        (user_id,))
+    return [PushTargetRecord(*row) for row in rows]
+
+
+def users_with_push_targets(conn: Connection) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT DISTINCT user_id FROM push_targets")}
+
+
+def push_preview_of(conn: Connection, user_id: str) -> str:
+    row = conn.execute("SELECT push_preview FROM users WHERE user_id = %s",
+                       (user_id,)).fetchone()
+    return "full" if row is None else str(row[0])
+
+
+def push_context(conn: Connection, user_id: str, sender_id: str
+                 ) -> tuple[list[PushTargetRecord], str, str]:
+    row = conn.execute("SELECT display_name FROM users WHERE user_id = %s",
+                       (sender_id,)).fetchone()
+    return (push_targets_of(conn, user_id), push_preview_of(conn, user_id),
+            sender_id if row is None else row[0])
+
+
+def set_push_preview(conn: Connection, user_id: str, preview: str) -> None:
+    conn.execute("UPDATE users SET push_preview = %s WHERE user_id = %s", (preview, user_id))
+
+
+def users_info(conn: Connection, user_ids: Iterable[str]) -> dict[str, UserRecord]:
+    rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = ANY(%s::text[])",
+                        (list(user_ids),))
+    return {row[0]: UserRecord(*row) for row in rows}
+
+
+# --- conversations ---------------------------------------------------------------------------
+
+def _members_of(conn: Connection, conversation_id: str) -> list[MemberRecord]:
+    return [MemberRecord(*row) for row in conn.execute(
+        "SELECT user_id, role, joined_seq, last_delivered_seq, last_read_seq FROM members"
+        ' WHERE conversation_id = %s ORDER BY joined_seq, user_id COLLATE "C"',
+        (conversation_id,))]
+
+
+def conversation_by_id(conn: Connection, conversation_id: str) -> ConversationRecord | None:
+    row = conn.execute(
+        "SELECT conversation_id, kind, name, last_seq, last_activity FROM conversations"
+        " WHERE conversation_id = %s", (conversation_id,)).fetchone()
+    if row is None:
+        return None
+    return ConversationRecord(*row, members=_members_of(conn, conversation_id))
+
+
+def insert_conversation(conn: Connection, kind: str, name: str | None, creator: str,
+                        others: list[str]) -> tuple[ConversationRecord, bool]:
+    """Create a conversation; for a direct pair that already has one, return that instead."""
+    direct_key = sql._direct_key(creator, others[0]) if kind == "direct" else None
+    if direct_key is not None:
+        row = conn.execute("SELECT conversation_id FROM conversations WHERE direct_key = %s",
+                           (direct_key,)).fetchone()
+        if row is not None:
+            return _record(conn, row[0]), False
+    conversation_id = new_id("c")
+    ts = now_ms()
+    try:
+        conn.execute(
+            "INSERT INTO conversations (conversation_id, kind, name, direct_key, last_activity,"
+            " created_at) VALUES (%s, %s, %s, %s, %s, %s)",
+            (conversation_id, kind, name, direct_key, ts, ts))
+    except errors.UniqueViolation:
+        raise RunAgain("another node created this direct conversation meanwhile") from None
+    users = [creator, *others]
+    roles = ["admin" if kind == "group" else "member"] + ["member"] * len(others)
+    conn.execute(
+        "INSERT INTO members (conversation_id, user_id, role)"
+        " SELECT %s, u, r FROM unnest(%s::text[], %s::text[]) AS t (u, r)",
+        (conversation_id, users, roles))
+    return _record(conn, conversation_id), True
+
+
+def all_conversations(conn: Connection) -> list[ConversationRecord]:
+    """Every conversation with its members: the node's in-memory state at start."""
+    conversations = {
+        row[0]: ConversationRecord(*row, members=[])
+        for row in conn.execute(
+            "SELECT conversation_id, kind, name, last_seq, last_activity FROM conversations")
+    }
+    for row in conn.execute(
+            "SELECT conversation_id, user_id, role, joined_seq, last_delivered_seq, last_read_seq"
+            ' FROM members ORDER BY conversation_id, joined_seq, user_id COLLATE "C"'):
+        conversations[row[0]].members.append(MemberRecord(*row[1:]))
+    return list(conversations.values())
+
+
+# --- messages and markers --------------------------------------------------------------------
+
+def message_by_client_id(conn: Connection, sender_id: str, client_msg_id: str
+                         ) -> Message | None:
+    row = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE sender_id = %s AND client_msg_id = %s",
+        (sender_id, client_msg_id)).fetchone()
+    return None if row is None else _message(row)
+
+
+# One statement appends a message: it looks for the original of a retry and for the sender's
+# membership, takes the seq from the conversation's counter row only when it is a new message
+# from a member (the UPDATE holds that row's lock to COMMIT), inserts it, and moves the sender's
+# markers. What it found comes back as one row: (new seq, is a member, the original's columns).
+_APPEND = (
+    "WITH original AS (SELECT * FROM messages"
+    "   WHERE sender_id = %(sender)s AND client_msg_id = %(cmid)s),"
+    " member AS (SELECT 1 FROM members WHERE conversation_id = %(cid)s AND user_id = %(sender)s),"
+    " c AS (UPDATE conversations SET last_seq = last_seq + 1, last_activity = %(ts)s"
+    "   WHERE conversation_id = %(cid)s AND NOT EXISTS (SELECT 1 FROM original)"
+    "   AND EXISTS (SELECT 1 FROM member) RETURNING last_seq),"
+    f" i AS (INSERT INTO messages ({_MESSAGE_COLUMNS}) SELECT %(cid)s, last_seq, %(sender)s,"
+    "   %(cmid)s, %(kind)s, %(body)s, %(ts)s::bigint, %(media)s, %(reply_to)s::bigint,"
+    "   %(target)s::bigint FROM c RETURNING seq),"
+    " k AS (UPDATE members SET last_delivered_seq = GREATEST(last_delivered_seq, i.seq),"
+    "   last_read_seq = GREATEST(last_read_seq, i.seq) FROM i"
+    "   WHERE conversation_id = %(cid)s AND user_id = %(sender)s)"
+    " SELECT (SELECT seq FROM i), EXISTS (SELECT 1 FROM member),"
+    f" {_M_COLUMNS} FROM (SELECT 1) AS one LEFT JOIN original AS m ON TRUE"
+)
+
+
+def append_message(conn: Connection, conversation_id: str, sender_id: str,
+                   client_msg_id: str, kind: str, body: str, media_id: str | None,
+                   reply_to: int | None, target: int | None) -> tuple[Message, bool]:
+    """Append to the log; a known (sender, client_msg_id) returns the original message instead.
+
+    A plain message is one round trip (_APPEND). A reaction, edit, delete or media message
+    first checks what it refers to, after the same original-and-membership question."""
+    if target is not None or media_id is not None:
+        found = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM members WHERE conversation_id = %s AND user_id = %s),"
+            f" {_M_COLUMNS} FROM (SELECT 1) AS one LEFT JOIN messages AS m"
+            " ON m.sender_id = %s AND m.client_msg_id = %s",
+            (conversation_id, sender_id, sender_id, client_msg_id)).fetchone()
+        assert found is not None
+        if found[1] is not None:
+            return _message(found[1:]), False
+        _require_member(found[0], client_msg_id)
+        if target is not None:
+            _check_target(conn, conversation_id, sender_id, client_msg_id, kind, target)
+        if media_id is not None:
+            _use_media(conn, media_id, sender_id, client_msg_id)
+    if kind == "delete":
+        body = ""
+    ts = now_ms()
+    try:
+        row = conn.execute(_APPEND, {
+            "cid": conversation_id, "sender": sender_id, "cmid": client_msg_id, "kind": kind,
+            "body": body, "ts": ts, "media": media_id, "reply_to": reply_to,
+            "target": target}).fetchone()
+    except errors.UniqueViolation:
+        raise RunAgain("another node stored this client_msg_id meanwhile") from None
+    assert row is not None
+    if row[2] is not None:
+        return _message(row[2:]), False
+    _require_member(row[1], client_msg_id)
+    if kind == "delete":
+        # The log stays append-only, but a deleted message's content is gone for everyone.
+        conn.execute("UPDATE messages SET body = '', media_id = NULL"
+                     " WHERE conversation_id = %s AND seq = %s", (conversation_id, target))
+    return Message(conversation_id, int(row[0]), sender_id, client_msg_id, kind, body, ts,
+                   media_id, reply_to, target), True
+
+
+def _require_member(is_member: bool, client_msg_id: str) -> None:
+    if not is_member:
+        raise ChatError(ErrorCode.FORBIDDEN, "not a member of this conversation",
+                        ref=client_msg_id)
+
+
+def _check_target(conn: Connection, conversation_id: str, sender_id: str,
+                  client_msg_id: str, kind: str, target: int) -> None:
+    row = conn.execute(
+        "SELECT sender_id, kind, EXISTS (SELECT 1 FROM messages WHERE conversation_id = %s"
+        " AND target = %s AND kind = 'delete') FROM messages WHERE conversation_id = %s"
+        " AND seq = %s", (conversation_id, target, conversation_id, target)).fetchone()
+    if row is None or row[1] not in sql._TARGETABLE[kind] or row[2]:
+        raise ChatError(ErrorCode.INVALID, f"target names no message that can take a {kind}",
+                        ref=client_msg_id)
+    if kind != "reaction" and row[0] != sender_id:
+        raise ChatError(ErrorCode.FORBIDDEN, f"only the author may {kind} a message",
+                        ref=client_msg_id)
+
+
+def _use_media(conn: Connection, media_id: str, sender_id: str, client_msg_id: str) -> None:
+    cursor = conn.execute(
+        "UPDATE media SET referenced = TRUE WHERE media_id = %s AND uploader_id = %s",
+        (media_id, sender_id))
+    if cursor.rowcount != 1:
+        raise ChatError(ErrorCode.INVALID, "media_id names no upload of yours",
+                        ref=client_msg_id)
+
+
+def insert_media(conn: Connection, sha256: str, size: int, content_type: str,
+                 uploader_id: str) -> str:
+    media_id = new_id("m")
+    conn.execute(
+        "INSERT INTO media (media_id, sha256, size, content_type, uploader_id, created_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (media_id, sha256, size, content_type, uploader_id, now_ms()))
+    return media_id
+
+
+def media_for(conn: Connection, media_id: str, user_id: str) -> tuple[str, str, int] | None:
+    row = conn.execute(
+        "SELECT sha256, content_type, size FROM media AS d WHERE media_id = %s AND ("
+        " uploader_id = %s OR EXISTS (SELECT 1 FROM messages AS m JOIN members AS b"
+        " ON b.conversation_id = m.conversation_id AND b.user_id = %s"
+        " WHERE m.media_id = d.media_id AND m.seq > b.joined_seq))",
+        (media_id, user_id, user_id)).fetchone()
+    return None if row is None else (row[0], row[1], int(row[2]))
+
+
+def sweep_unreferenced_media(conn: Connection, older_than_ms: int) -> list[str]:
+    rows = conn.execute(
+        "DELETE FROM media WHERE NOT referenced AND created_at < %s RETURNING sha256",
+        (older_than_ms,)).fetchall()
+    hashes = sorted({row[0] for row in rows})
+    return [row[0] for row in conn.execute(
+        "SELECT h FROM unnest(%s::text[]) AS h WHERE NOT EXISTS"
+        " (SELECT 1 FROM media WHERE sha256 = h)", (hashes,))]
+
+
+def _system_message(conn: Connection, conversation_id: str, actor_id: str,
+                    event: dict[str, str]) -> Message:
+    body = json.dumps(event, separators=(",", ":"))
+    return append_message(conn, conversation_id, actor_id, new_id("sys"), "system", body,
+                          None, None, None)[0]
+
+
+def change_membership(conn: Connection, conversation_id: str, actor_id: str,
+                      action: Literal["add", "remove"], user_id: str, group_members: int
+                      ) -> tuple[list[Message], ConversationRecord]:
+    """As sqlite.change_membership (the rules are the same, statement for statement)."""
+    conv, roles = _group_for_change(conn, conversation_id, actor_id)
+    events: list[Message] = []
+    if action == "add":
+        sql._require_admin(roles, actor_id, "add members")
+        if user_id in roles:
+            raise ChatError(ErrorCode.CONFLICT, "already a member")
+        if len(roles) >= group_members:
+            raise ChatError(ErrorCode.TOO_LARGE, f"a group has at most {group_members} members")
+        user = user_by_id(conn, user_id)
+        if user is None or user.disabled:
+            raise ChatError(ErrorCode.NOT_FOUND, "no such user")
+        added = _system_message(conn, conversation_id, actor_id,
+                                {"event": "member_added", "user_id": user_id})
+        events.append(added)
+        start = added.seq - 1
+        try:
+            conn.execute(
+                "INSERT INTO members (conversation_id, user_id, role, joined_seq,"
+                " last_delivered_seq, last_read_seq) VALUES (%s, %s, 'member', %s, %s, %s)",
+                (conversation_id, user_id, start, start, start))
+        except errors.UniqueViolation:
+            raise RunAgain("another node added this member meanwhile") from None
+    else:
+        if user_id not in roles:
+            raise ChatError(ErrorCode.NOT_FOUND, "not a member of this group")
+        leaving = user_id == actor_id
+        if not leaving:
+            sql._require_admin(roles, actor_id, "remove members")
+        events.append(_system_message(
+            conn, conversation_id, actor_id,
+            {"event": "member_left" if leaving else "member_removed", "user_id": user_id}))
+        stay = [m.user_id for m in conv.members if m.user_id != user_id]  # by seniority
+        heir = stay[0] if stay and all(roles[u] != "admin" for u in stay) else None
+        if heir is not None:
+            events.append(_system_message(conn, conversation_id, actor_id,
+                                          {"event": "role_changed", "user_id": heir,
+                                           "role": "admin"}))
+            conn.execute("UPDATE members SET role = 'admin' WHERE conversation_id = %s"
+                         " AND user_id = %s", (conversation_id, heir))
+        conn.execute("DELETE FROM members WHERE conversation_id = %s AND user_id = %s",
+                     (conversation_id, user_id))
+    return events, _record(conn, conversation_id)
+
+
+def set_member_role(conn: Connection, conversation_id: str, actor_id: str,
+                    user_id: str, role: Literal["admin", "member"]
+                    ) -> tuple[list[Message], ConversationRecord]:
+    _, roles = _group_for_change(conn, conversation_id, actor_id)
+    sql._require_admin(roles, actor_id, "change roles")
+    if user_id not in roles:
+        raise ChatError(ErrorCode.NOT_FOUND, "not a member of this group")
+    if roles[user_id] == role:
+        return [], _record(conn, conversation_id)
+    if role == "member" and list(roles.values()).count("admin") == 1:
+        raise ChatError(ErrorCode.CONFLICT, "a group keeps at least one admin")
+    event = _system_message(conn, conversation_id, actor_id,
+                            {"event": "role_changed", "user_id": user_id, "role": role})
+    conn.execute("UPDATE members SET role = %s WHERE conversation_id = %s AND user_id = %s",
+                 (role, conversation_id, user_id))
+    return [event], _record(conn, conversation_id)
+
+
+def rename_group(conn: Connection, conversation_id: str, actor_id: str, name: str
+                 ) -> tuple[list[Message], ConversationRecord]:
+    _, roles = _group_for_change(conn, conversation_id, actor_id)
+    sql._require_admin(roles, actor_id, "rename the group")
+    event = _system_message(conn, conversation_id, actor_id,
+                            {"event": "renamed", "name": name})
+    conn.execute("UPDATE conversations SET name = %s WHERE conversation_id = %s",
+                 (name, conversation_id))
+    return [event], _record(conn, conversation_id)
+
+
+def _group_for_change(conn: Connection, conversation_id: str, actor_id: str
+                      ) -> tuple[ConversationRecord, dict[str, str]]:
+    # FOR UPDATE: two nodes changing one group at once take turns, so each sees the other's
+    # members and roles (the rule "a group keeps an admin" holds across nodes).
+    conn.execute("SELECT 1 FROM conversations WHERE conversation_id = %s FOR UPDATE",
+                 (conversation_id,))
+    conv = conversation_by_id(conn, conversation_id)
+    roles = {m.user_id: m.role for m in conv.members} if conv is not None else {}
+    if conv is None or actor_id not in roles:
+        raise ChatError(ErrorCode.FORBIDDEN, "not a member of this conversation")
+    if conv.kind != "group":
+        raise ChatError(ErrorCode.INVALID, "a direct conversation's members and name are fixed")
+    return conv, roles
+
+
+def _record(conn: Connection, conversation_id: str) -> ConversationRecord:
+    record = conversation_by_id(conn, conversation_id)
+    assert record is not None
+    return record
+
+
+def advance_markers(conn: Connection, conversation_id: str, user_id: str,
+                    delivered: int, read: int) -> None:
+    """Markers only move forward: GREATEST() in SQL, so a late or reordered update is harmless."""
+    conn.execute(
+        "UPDATE members SET last_delivered_seq = GREATEST(last_delivered_seq, %s, %s),"
+        " last_read_seq = GREATEST(last_read_seq, %s) WHERE conversation_id = %s"
+        " AND user_id = %s", (delivered, read, read, conversation_id, user_id))
+
+
+def read_ranges(conn: Connection, ranges: list[CatchupRange]) -> list[Message]:
+    """Messages of several (lo, hi] ranges in one statement: the ranges go in as four arrays,
+    each an index range read on the primary key, range by range in the order given.
+
+    The LIMIT (exact: a range holds hi - lo messages) keeps the planner from flattening the
+    LATERAL subquery into a hash join over the whole log; as it is, each range is one
+    parameterised scan of the primary key."""
+    if not ranges:
+        return []
+    rows = conn.execute(
+        f"SELECT {_M_COLUMNS} FROM unnest(%s::int[], %s::text[], %s::bigint[], %s::bigint[])"
+        f" AS r (i, cid, lo, hi) CROSS JOIN LATERAL (SELECT {_MESSAGE_COLUMNS} FROM messages"
+        " WHERE conversation_id = r.cid AND seq > r.lo AND seq <= r.hi ORDER BY seq"
+        " LIMIT r.hi - r.lo) AS m ORDER BY r.i, m.seq",
+        (list(range(len(ranges))), [r.conversation_id for r in ranges],
+         [r.lo for r in ranges], [r.hi for r in ranges])).fetchall()
+    return [_message(row) for row in rows]
+
+
+def history(conn: Connection, conversation_id: str, *, before: int | None,
+            after: int | None, limit: int, min_seq: int) -> tuple[list[Message], bool]:
+    """As sqlite.history: a page of the log, with whether it stopped short."""
+    upper = before if before is not None else 2**62
+    if after is not None:
+        rows = conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = %s"
+            " AND seq > %s AND seq < %s ORDER BY seq LIMIT %s",
+            (conversation_id, max(after, min_seq), upper, limit + 1)).fetchall()
+        return [_message(r) for r in rows[:limit]], len(rows) > limit
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = %s"
+        " AND seq > %s AND seq < %s ORDER BY seq DESC LIMIT %s",
+        (conversation_id, min_seq, upper, limit + 1)).fetchall()
+    return [_message(r) for r in reversed(rows[:limit])], len(rows) > limit
+
+
+def events_targeting(conn: Connection, conversation_id: str, seqs: list[int],
+                     kinds: tuple[str, ...]) -> list[Message]:
+    return [_message(row) for row in conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = %s"
+        " AND target = ANY(%s::bigint[]) AND kind = ANY(%s::text[]) ORDER BY seq",
+        (conversation_id, seqs, list(kinds)))]
+
+
+def last_messages(conn: Connection, keys: list[tuple[str, int]]) -> dict[str, Message]:
+    """The message at `last_seq` of each conversation, in one statement."""
+    rows = conn.execute(
+        f"SELECT {_M_COLUMNS} FROM unnest(%s::text[], %s::bigint[]) AS k (cid, seq)"
+        " JOIN messages AS m ON m.conversation_id = k.cid AND m.seq = k.seq",
+        ([cid for cid, _ in keys], [seq for _, seq in keys]))
+    return {row[0]: _message(row) for row in rows}
+
+
+def count_messages(conn: Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM messages").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def set_last_seen(conn: Connection, user_id: str, ts: int) -> None:
+    conn.execute("UPDATE users SET last_seen = %s WHERE user_id = %s", (ts, user_id))
+
+
+def touch_health(conn: Connection) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('health', %s)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(now_ms()),))
+
+
+# --- the table -------------------------------------------------------------------------------
+
+# sqlite.py's functions that take a connection but are not the node's operations: the schema is
+# postgres.py's own business (migrate under an advisory lock, table_columns from the catalog).
+NOT_OPERATIONS = frozenset({"migrate", "table_columns"})
+
+
+def sqlite_operations() -> dict[str, Callable[..., Any]]:
+    """Every public function of sqlite.py whose first parameter is a connection."""
+    found = {}
+    for name, fn in vars(sql).items():
+        if (name.startswith("_") or name in NOT_OPERATIONS or not inspect.isfunction(fn)
+                or fn.__module__ != sql.__name__):
+            continue
+        params = list(inspect.signature(fn).parameters)
+        if params and params[0] == "conn":
+            found[name] = fn
+    return found
+
+
+def _build_twins() -> dict[Callable[..., Any], Callable[..., Any]]:
+    here = globals()
+    missing = sorted(name for name in sqlite_operations() if not callable(here.get(name)))
+    if missing:
+        raise ImportError("chatnode.store.pg_ops has no twin for: " + ", ".join(missing))
+    return {fn: here[name] for name, fn in sqlite_operations().items()}
+
+
+TWINS = _build_twins()

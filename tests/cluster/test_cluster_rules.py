@@ -1,0 +1,71 @@
+"""Cluster rules that are hard to provoke from outside a node, on nodes of one cluster inside
+the test process that share a store and talk over a real redis-server (see in_process.py): a
+conversation a node has not heard of yet, presence held by a session on either node, and a
+dead node among three. test_two_nodes.py has the rest, on real node processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from chatnode.store import sqlite as sql
+
+from .conftest import Redis
+from .in_process import Client, add_user, cluster, create
+
+
+async def test_a_conversation_the_nodes_have_not_heard_of_is_loaded_from_the_store(
+        tmp_path: Path, redis_server: Redis) -> None:
+    """Created behind both nodes' backs (as if its fact were still on the bus): a send names it
+    on one node, and the other delivers the message to its members all the same."""
+    async with cluster(tmp_path, redis_server.url) as (store, (a, b), nursery):
+        alice, bob = await add_user(store, "alice"), await add_user(store, "bob")
+        bob_a = await Client(a, bob).open(nursery)
+        record, _ = await store.write(sql.insert_conversation, "group", "g", alice, [bob])
+        cid = record.conversation_id
+        alice_b = await Client(b, alice).open(nursery)
+        await b.service.know(cid, alice)
+        alice_b.send(cid, "m1", "first")
+        await alice_b.wait_for(lambda c: len(c.of("sent")) == 1)
+        await bob_a.wait_for(lambda c: c.seqs(cid) == [1])
+        assert [f["conversation_id"] for f in bob_a.of("conversation")] == [cid]
+
+
+async def test_presence_is_online_while_a_session_lives_on_either_node(
+        tmp_path: Path, redis_server: Redis) -> None:
+    async with cluster(tmp_path, redis_server.url) as (store, (a, b), nursery):
+        alice, bob = await add_user(store, "alice"), await add_user(store, "bob")
+        await create(a, alice, [bob], kind="direct")
+        bob_a = await Client(a, bob).open(nursery)
+        alice_b = await Client(b, alice).open(nursery)
+        await bob_a.wait_for(lambda c: [p["online"] for p in c.of("presence")
+                                        if p["user_id"] == alice][-1:] == [True])
+        alice_a = await Client(a, alice).open(nursery)  # a second session, on bob's node
+        alice_b.close()  # the first goes: she is still online on node a
+        await trio.sleep(2.2)  # past the offline grace (2 s)
+        # Offline in bob's catch-up, then online, and never offline meanwhile.
+        assert [p["online"] for p in bob_a.of("presence") if p["user_id"] == alice] == \
+            [False, True]
+        alice_a.close()
+        await bob_a.wait_for(lambda c: [p["online"] for p in c.of("presence")
+                                        if p["user_id"] == alice][-1] is False)
+
+
+async def test_the_users_of_a_dead_node_show_offline_on_the_other_within_the_ttl(
+        tmp_path: Path, redis_server: Redis) -> None:
+    async with cluster(tmp_path, redis_server.url, nodes=3, ttl=1) as (store, (a, b, c),
+                                                                       nursery):
+        alice, bob = await add_user(store, "alice"), await add_user(store, "bob")
+        await create(a, alice, [bob], kind="direct")
+        bob_a = await Client(a, bob).open(nursery)
+        await Client(c, alice).open(nursery)
+        await bob_a.wait_for(lambda c: [p["online"] for p in c.of("presence")
+                                        if p["user_id"] == alice][-1:] == [True])
+        c.kill()  # no goodbye: its presence hash is left to expire
+        await bob_a.wait_for(lambda c: [p["online"] for p in c.of("presence")
+                                        if p["user_id"] == alice][-1] is False, timeout=5)
+        with trio.fail_after(5):  # and on the third node, which polls on its own
+            while b.presence.shown_online(alice):
+                await trio.sleep(0.05)
+        assert not a.presence.shown_online(alice)
