@@ -4,106 +4,24 @@ upgrade go through; with proxy_hops = 1 the login limit sees each client, not th
 
 from __future__ import annotations
 
-import shutil
-import socket
-import ssl
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import trustme
 
 from chatnode.client import RestClient, connect
 
 from ..conftest import PASSWORD, Node
-
-SITE_FILE = Path(__file__).parents[2] / "deploy" / "nginx.conf"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Proxy:
-    https_url: str
-    http_url: str
-    trust: ssl.SSLContext
-
-
-def site_config(node_port: int, http_port: int, https_port: int, cert: Path, key: Path) -> str:
-    """The documented site file, with this machine's ports and a test certificate."""
-    text = SITE_FILE.read_text()
-    replacements = {
-        "server 127.0.0.1:8420;": f"server 127.0.0.1:{node_port};",
-        "    listen 80;\n": f"    listen 127.0.0.1:{http_port};\n",
-        "    listen [::]:80;\n": "",
-        "    listen 443 ssl;\n": f"    listen 127.0.0.1:{https_port} ssl;\n",
-        "    listen [::]:443 ssl;\n": "",
-        "/etc/letsencrypt/live/chat.example.org/fullchain.pem": str(cert),
-        "/etc/letsencrypt/live/chat.example.org/privkey.pem": str(key),
-    }
-    for old, new in replacements.items():
-        assert old in text, f"deploy/nginx.conf no longer has {old!r}: update this test"
-        text = text.replace(old, new)
-    return text
+from ..nginx_proxy import DEPLOY, Proxy, nginx_in_front
 
 
 @pytest.fixture
 def proxied(tmp_path: Path, own_node: Node) -> Iterator[tuple[Node, Proxy]]:
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
-                                      else None)
-    if nginx is None:
-        pytest.skip("nginx is not installed (scripts/test installs it: apt-get install nginx)")
     own_node.env.update({"CHATNODE_PROXY_HOPS": "1", "CHATNODE_LIMITS_LOGIN_PER_MINUTE": "2"})
     node = own_node.start()
-    ca = trustme.CA()
-    server_cert = ca.issue_cert("localhost", "127.0.0.1")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    server_cert.cert_chain_pems[0].write_to_path(str(cert))
-    server_cert.private_key_pem.write_to_path(str(key))
-    http_port, https_port = free_port(), free_port()
-    (tmp_path / "site.conf").write_text(site_config(node.port, http_port, https_port, cert, key))
-    (tmp_path / "nginx.conf").write_text(f"""
-        daemon off;
-        master_process off;
-        pid {tmp_path}/nginx.pid;
-        error_log {tmp_path}/error.log warn;
-        events {{ worker_connections 256; }}
-        http {{
-            access_log off;
-            client_body_temp_path {tmp_path}/body;
-            proxy_temp_path {tmp_path}/proxy;
-            fastcgi_temp_path {tmp_path}/fastcgi;
-            uwsgi_temp_path {tmp_path}/uwsgi;
-            scgi_temp_path {tmp_path}/scgi;
-            include {tmp_path}/site.conf;
-        }}
-    """)
-    process = subprocess.Popen([nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)])
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", https_port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError((tmp_path / "error.log").read_text()) from None
-                time.sleep(0.05)
-        trust = ssl.create_default_context()
-        ca.configure_trust(trust)
-        yield node, Proxy(f"https://localhost:{https_port}", f"http://127.0.0.1:{http_port}",
-                          trust)
-    finally:
-        process.terminate()
-        process.wait(10)
+    with nginx_in_front(tmp_path, DEPLOY / "nginx.conf", {"127.0.0.1:8420": node.port}) as proxy:
+        yield node, proxy
 
 
 async def test_rest_and_websocket_go_through_nginx_over_tls(proxied: tuple[Node, Proxy]
