@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .engine import ConversationState, Engine
 from .folding import FOLDED_KINDS, fold
-from .hub import Hub, Session
+from .hub import CLOSE_UNAUTHENTICATED, Hub, Session
 from .logs import fields
 from .metrics import Metrics
 from .presence import PresenceTracker
@@ -80,6 +80,8 @@ class ChatService:
         started = time.perf_counter()
         await session.push_waiting(Welcome(session.user_id, session.device_id, now_ms(),
                                            self.heartbeat_s))
+        if self.cluster is not None:
+            await self.cluster.catch_up_user(session.user_id)
         first = not self.hub.is_online(session.user_id)
         self.hub.register(session)
         plan = self.engine.catchup_plan(session.user_id, sync)
@@ -104,6 +106,14 @@ class ChatService:
     def close_session(self, session: Session) -> None:
         self.hub.unregister(session)
         self.presence.session_closed(session.user_id)
+
+    def devices_logged_out(self, device_ids: list[str]) -> None:
+        """Their tokens were just revoked: their live sessions close with 4001, on this node
+        and, in a cluster, on every other."""
+        for device_id in device_ids:
+            self.hub.close_device(device_id, CLOSE_UNAUTHENTICATED)
+        if self.cluster is not None:
+            self.cluster.devices_logged_out(device_ids)
 
     async def know(self, conversation_id: str, user_id: str, seq: int = 0) -> None:
         """In a cluster, make sure this node has taken in the conversation (the user's

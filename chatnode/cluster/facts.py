@@ -69,13 +69,19 @@ class PushTargetAdded(Fact, tag="push_target"):
     user_id: str
 
 
+class DevicesLoggedOut(Fact, tag="logged_out"):
+    """These devices' tokens were revoked: their sessions on every node close with 4001."""
+
+    device_ids: list[str]
+
+
 class Resync(Fact, tag="resync"):
     """The origin dropped facts (its bus was down or its queue full): every node makes its
     sessions whole from the store, as after its own reconnection."""
 
 
 AnyFact = MessageCommitted | MarkersMoved | ConversationChanged | TypingChanged \
-    | PresenceChanged | NodePresence | PushTargetAdded | Resync
+    | PresenceChanged | NodePresence | PushTargetAdded | DevicesLoggedOut | Resync
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyFact)

@@ -19,7 +19,7 @@ import trio
 from prometheus_client import Counter, Gauge
 
 from ..engine import ConversationState
-from ..hub import Session
+from ..hub import CLOSE_UNAUTHENTICATED, Session
 from ..logs import fields
 from ..presence import TYPING_FORWARD_EVERY_S, TYPING_TIMEOUT_S
 from ..protocol import Message, TypingEvent
@@ -29,6 +29,7 @@ from .bus import RedisBus
 from .facts import (
     AnyFact,
     ConversationChanged,
+    DevicesLoggedOut,
     MarkersMoved,
     MessageCommitted,
     NodePresence,
@@ -135,6 +136,9 @@ class ClusterLink:
         self.bus.presence(user_id, online)
         self.bus.publish(PresenceChanged(self.bus.node_id, user_id, online, ts))
 
+    def devices_logged_out(self, device_ids: list[str]) -> None:
+        self.bus.publish(DevicesLoggedOut(self.bus.node_id, device_ids))
+
     def push_target_added(self, user_id: str) -> None:
         self.bus.publish(PushTargetAdded(self.bus.node_id, user_id))
 
@@ -165,6 +169,9 @@ class ClusterLink:
             case PushTargetAdded():
                 if self.service.push is not None:
                     self.service.push.users_with_targets.add(fact.user_id)
+            case DevicesLoggedOut():
+                for device_id in fact.device_ids:
+                    self.hub.close_device(device_id, CLOSE_UNAUTHENTICATED)
             case Resync():
                 self.resync_soon()
 
@@ -232,6 +239,28 @@ class ClusterLink:
         if behind is not None:
             async for chunk in self.store.stream_ranges([behind]):
                 self.sequencer.fill(chunk)
+
+    async def catch_up_user(self, user_id: str) -> None:
+        """Before a device of the user is planned its catch-up: take in whatever the log has
+        of the user's conversations beyond what this node took in. The plan is made from the
+        engine, which the bus may still be bringing up to date; without this a device
+        connecting here just after a burst on another node would be planned from an older
+        last_seq (too much "recent history", and live frames below its own sync map)."""
+        last_seqs: dict[str, int] = await self.store.read(sql.last_seqs_of, user_id)
+        ranges = []
+        for cid, last_seq in last_seqs.items():
+            conv = self.engine.conversations.get(cid)
+            if conv is None:
+                await self.learn(cid)
+            elif user_id not in conv.members:
+                await self.catch_up(cid)
+            else:
+                self._line(cid)
+                behind = self.sequencer.behind(cid, last_seq)
+                if behind is not None:
+                    ranges.append(behind)
+        async for chunk in self.store.stream_ranges(ranges):
+            self.sequencer.fill(chunk)
 
     # --- messages in order ------------------------------------------------------------------
 

@@ -234,6 +234,12 @@ def all_conversations(conn: Connection) -> list[ConversationRecord]:
     return list(conversations.values())
 
 
+def last_seqs_of(conn: Connection, user_id: str) -> dict[str, int]:
+    return dict(conn.execute(
+        "SELECT c.conversation_id, c.last_seq FROM members AS m JOIN conversations AS c"
+        " ON c.conversation_id = m.conversation_id WHERE m.user_id = %s", (user_id,)))
+
+
 # --- messages and markers --------------------------------------------------------------------
 
 def message_by_client_id(conn: Connection, sender_id: str, client_msg_id: str

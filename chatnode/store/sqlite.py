@@ -367,6 +367,13 @@ def all_conversations(conn: sqlite3.Connection) -> list[ConversationRecord]:
     return list(conversations.values())
 
 
+def last_seqs_of(conn: sqlite3.Connection, user_id: str) -> dict[str, int]:
+    """The last_seq of each conversation the user is a member of, as the log has it now."""
+    return dict(conn.execute(
+        "SELECT c.conversation_id, c.last_seq FROM members AS m JOIN conversations AS c"
+        " ON c.conversation_id = m.conversation_id WHERE m.user_id = ?", (user_id,)))
+
+
 # --- messages and markers --------------------------------------------------------------------
 
 def message_by_client_id(conn: sqlite3.Connection, sender_id: str, client_msg_id: str

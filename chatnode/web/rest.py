@@ -17,7 +17,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from ..accounts import Accounts
-from ..hub import CLOSE_UNAUTHENTICATED, Hub
+from ..hub import Hub
 from ..media import MediaFiles
 from ..protocol import (
     MAX_SEQ,
@@ -149,7 +149,7 @@ class Api:
     async def logout(self, request: Request) -> Response:
         device = await self._device(request)
         await self.accounts.logout(device)
-        self.hub.close_device(device.device_id, CLOSE_UNAUTHENTICATED)
+        self.service.devices_logged_out([device.device_id])
         return json_response(EmptyResponse())
 
     async def me(self, request: Request) -> Response:

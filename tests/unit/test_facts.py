@@ -10,6 +10,7 @@ import pytest
 from chatnode.cluster.facts import (
     AnyFact,
     ConversationChanged,
+    DevicesLoggedOut,
     MarkersMoved,
     MessageCommitted,
     NodePresence,
@@ -36,6 +37,7 @@ FACTS: list[AnyFact] = [
     PresenceChanged("n2", "u2", False, 1_795_000_000_002),
     NodePresence("n2", ["u1", "u2"]),
     PushTargetAdded("n2", "u2"),
+    DevicesLoggedOut("n1", ["d1", "d2"]),
     Resync("n3"),
 ]
 
