@@ -19,8 +19,9 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 
 from chatnode.client import RestClient, ws_url
 
-# A real PostgreSQL (the `postgres` and `pg_url` fixtures), for any test that asks for one.
-pytest_plugins = ("tests.pg_server",)
+# A real PostgreSQL (the `postgres` and `pg_url` fixtures) and a real redis-server
+# (`redis_server`, `own_redis`), for any test that asks for one.
+pytest_plugins = ("tests.pg_server", "tests.redis_server")
 
 PASSWORD = "correct horse battery"
 
@@ -64,6 +65,15 @@ class Node:
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
 
+    @property
+    def admin_args(self) -> list[str]:
+        """What the admin CLI needs to reach this node's store."""
+        return ["--data-dir", str(self.data_dir)]
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
     def stop(self, timeout: float = 10) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
@@ -79,8 +89,19 @@ class Node:
 
 
 @pytest.fixture(scope="session")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    """One node shared by the tests that only need fresh users on it."""
+def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[Node]:
+    """One node shared by the tests that only need fresh users on it; with
+    CHATNODE_TEST_CLUSTER=1, a two-node cluster behind a round-robin proxy instead (see
+    tests/cluster_entry.py)."""
+    if os.environ.get("CHATNODE_TEST_CLUSTER") == "1":
+        from .cluster_entry import cluster_entry
+
+        with cluster_entry(tmp_path_factory.mktemp("cluster"),
+                           request.getfixturevalue("postgres"),
+                           request.getfixturevalue("redis_server")) as entry:
+            yield entry  # type: ignore[misc]  # what the tests use of a Node: url, port, stop
+        return
     n = Node(tmp_path_factory.mktemp("node")).start()
     yield n
     n.stop()

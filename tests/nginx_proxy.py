@@ -54,51 +54,64 @@ def site_config(site_file: Path, upstreams: dict[str, int], http_port: int, http
     return text
 
 
-@contextmanager
-def nginx_in_front(tmp_path: Path, site_file: Path, upstreams: dict[str, int]
-                   ) -> Iterator[Proxy]:
+def nginx_binary() -> str:
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
                                       else None)
     if nginx is None:
         pytest.skip("nginx is not installed (scripts/test installs it: apt-get install nginx)")
+    return nginx
+
+
+@contextmanager
+def running_nginx(workdir: Path, site: str, port: int) -> Iterator[None]:
+    """A throwaway nginx serving `site` (server blocks), until it listens on `port`."""
+    (workdir / "site.conf").write_text(site)
+    (workdir / "nginx.conf").write_text(f"""
+        daemon off;
+        master_process off;
+        pid {workdir}/nginx.pid;
+        error_log {workdir}/error.log warn;
+        events {{ worker_connections 1024; }}
+        http {{
+            access_log off;
+            client_body_temp_path {workdir}/body;
+            proxy_temp_path {workdir}/proxy;
+            fastcgi_temp_path {workdir}/fastcgi;
+            uwsgi_temp_path {workdir}/uwsgi;
+            scgi_temp_path {workdir}/scgi;
+            include {workdir}/site.conf;
+        }}
+    """)
+    process = subprocess.Popen([nginx_binary(), "-c", str(workdir / "nginx.conf"),
+                                "-p", str(workdir)])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError((workdir / "error.log").read_text()) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@contextmanager
+def nginx_in_front(tmp_path: Path, site_file: Path, upstreams: dict[str, int]
+                   ) -> Iterator[Proxy]:
+    """The documented site file, over TLS with a test certificate, in front of `upstreams`."""
     ca = trustme.CA()
     server_cert = ca.issue_cert("localhost", "127.0.0.1")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     server_cert.cert_chain_pems[0].write_to_path(str(cert))
     server_cert.private_key_pem.write_to_path(str(key))
     http_port, https_port = free_port(), free_port()
-    (tmp_path / "site.conf").write_text(
-        site_config(site_file, upstreams, http_port, https_port, cert, key))
-    (tmp_path / "nginx.conf").write_text(f"""
-        daemon off;
-        master_process off;
-        pid {tmp_path}/nginx.pid;
-        error_log {tmp_path}/error.log warn;
-        events {{ worker_connections 256; }}
-        http {{
-            access_log off;
-            client_body_temp_path {tmp_path}/body;
-            proxy_temp_path {tmp_path}/proxy;
-            fastcgi_temp_path {tmp_path}/fastcgi;
-            uwsgi_temp_path {tmp_path}/uwsgi;
-            scgi_temp_path {tmp_path}/scgi;
-            include {tmp_path}/site.conf;
-        }}
-    """)
-    process = subprocess.Popen([nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)])
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", https_port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError((tmp_path / "error.log").read_text()) from None
-                time.sleep(0.05)
+    site = site_config(site_file, upstreams, http_port, https_port, cert, key)
+    with running_nginx(tmp_path, site, https_port):
         trust = ssl.create_default_context()
         ca.configure_trust(trust)
         yield Proxy(f"https://localhost:{https_port}", f"http://127.0.0.1:{http_port}", trust)
-    finally:
-        process.terminate()
-        process.wait(10)

@@ -134,10 +134,16 @@ def _admin(postgres: Postgres, statement: str) -> None:
         conn.execute(statement)
 
 
+def create_database(postgres: Postgres) -> str:
+    """A new, empty database on the server; its URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    _admin(postgres, f"CREATE DATABASE {name}")
+    return postgres.url(name)
+
+
 @pytest.fixture
 def pg_url(postgres: Postgres) -> Iterator[str]:
     """An empty database of the test's own, dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    _admin(postgres, f"CREATE DATABASE {name}")
-    yield postgres.url(name)
-    _admin(postgres, f"DROP DATABASE {name} WITH (FORCE)")
+    url = create_database(postgres)
+    yield url
+    _admin(postgres, f"DROP DATABASE {url.rsplit('/', 1)[1]} WITH (FORCE)")

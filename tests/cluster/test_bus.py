@@ -13,7 +13,7 @@ import trio
 from chatnode.cluster.bus import RedisBus
 from chatnode.cluster.facts import AnyFact, MarkersMoved, Resync, TypingChanged
 
-from .conftest import Redis
+from ..redis_server import Redis
 
 
 class Listening:

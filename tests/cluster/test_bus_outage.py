@@ -8,7 +8,7 @@ from pathlib import Path
 
 import trio
 
-from .conftest import Redis
+from ..redis_server import Redis
 from .in_process import Client, add_user, cluster, create
 
 

@@ -11,7 +11,7 @@ import trio
 
 from chatnode.store import sqlite as sql
 
-from .conftest import Redis
+from ..redis_server import Redis
 from .in_process import Client, add_user, cluster, create
 
 

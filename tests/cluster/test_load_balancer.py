@@ -10,7 +10,7 @@ from chatnode.client import RestClient, connect
 
 from ..conftest import PASSWORD
 from ..nginx_proxy import DEPLOY, nginx_in_front
-from .conftest import Redis
+from ..redis_server import Redis
 from .two_nodes import two_nodes
 
 

@@ -20,8 +20,8 @@ from chatnode.client import connect
 
 from ..conftest import Node, User, new_user, of_type, whole_history
 from ..pg_server import Postgres
+from ..redis_server import Redis
 from .cli import run
-from .conftest import Redis
 
 
 def stop_all(*nodes: Node) -> None:

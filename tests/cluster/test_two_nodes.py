@@ -13,7 +13,7 @@ import trio
 from chatnode.client import connect
 
 from ..conftest import User, new_device, new_user
-from .conftest import Redis
+from ..redis_server import Redis
 from .two_nodes import Watch, two_nodes
 
 

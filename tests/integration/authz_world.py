@@ -33,7 +33,7 @@ class Actor:
 @dataclass(frozen=True)
 class World:
     url: str
-    data_dir: Path
+    media_dir: Path
     alice: Actor  # admin of the group, member of the direct conversation, uploader of media
     bob: Actor  # member of both; his live session watches for anything delivered
     stranger: Actor  # eve: logged in, never a member of either
@@ -58,7 +58,7 @@ def build_world(node: Node) -> World:
     world = trio.run(_build, node)
     # The admin's own tool, run beside the live node as an admin would.
     subprocess.run([sys.executable, "-m", "chatnode", "user", "disable", world.disabled.name,
-                    "--data-dir", str(node.data_dir)], check=True, capture_output=True)
+                    *node.admin_args], check=True, capture_output=True)
     return world
 
 
@@ -82,7 +82,7 @@ async def _build(node: Node) -> World:
         return Actor(name or user.username, user.user_id, user.token)
 
     world = World(
-        url=node.url, data_dir=node.data_dir, alice=actor(alice), bob=actor(bob),
+        url=node.url, media_dir=node.media_dir, alice=actor(alice), bob=actor(bob),
         stranger=actor(eve), removed=actor(carol), logged_out=actor(bob_elsewhere),
         disabled=actor(dave), direct=direct, group=group, direct_media=direct_media,
         group_media=group_media, notes=notes)
@@ -127,7 +127,7 @@ async def snapshot(http: httpx.AsyncClient, world: World) -> dict[str, Any]:
                                             f"/api/v1/conversations/{cid}/messages",
                                             query={"limit": "200"})).json()
     state["media files"] = sorted(
-        p.name for p in (world.data_dir / "media").rglob("*") if p.is_file()
+        p.name for p in world.media_dir.rglob("*") if p.is_file()
         and p.parent.name != "tmp")
     return state
 

@@ -1,6 +1,6 @@
-"""A real redis-server for the cluster's bus, started by the tests themselves (PostgreSQL's
-fixtures are in tests/pg_server.py, loaded for the whole suite). The tests are skipped, saying
-why, where redis-server or coredis is not installed."""
+"""A real redis-server for the cluster's bus, started by the tests themselves; tests/conftest.py
+loads these fixtures for the whole suite, as it does tests/pg_server.py's PostgreSQL. The tests
+are skipped, saying why, where redis-server or coredis is not installed."""
 
 from __future__ import annotations
 
