@@ -12,6 +12,7 @@ from typing import Any
 import click
 import trio
 
+from .cluster import ClusterUnderTest, cluster
 from .node import NodeUnderTest
 from .report import print_report
 from .scenarios import SCENARIOS, Options
@@ -30,7 +31,7 @@ def machine() -> dict[str, Any]:
 
 
 @click.command()
-@click.argument("scenarios", nargs=-1, type=click.Choice([*ORDER, "all"]))
+@click.argument("scenarios", nargs=-1, type=click.Choice([*ORDER, "all", "cluster"]))
 @click.option("--url", help="Drive a running node instead of starting one.")
 @click.option("--pid", type=int, help="With --url: the node's process id, for CPU and memory.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write every figure.")
@@ -47,10 +48,19 @@ def machine() -> dict[str, Any]:
 @click.option("--members", default=256, show_default=True, help="group: members.")
 @click.option("--group-senders", default=4, show_default=True)
 @click.option("--group-rate", default=200.0, show_default=True, help="group: messages/s.")
+@click.option("--max-p99-ms", default=100.0, show_default=True,
+              help="max: the climb stops once p99 passes this.")
+@click.option("--store-url", help="cluster: the PostgreSQL store both nodes use.")
+@click.option("--bus-url", help="cluster: the Redis both nodes use.")
+@click.option("--cluster-rate", default=1000.0, show_default=True,
+              help="cluster: messages/s in total for the cross-node pairs run.")
 def main(scenarios: tuple[str, ...], url: str | None, pid: int | None, json_path: str | None,
+         store_url: str | None, bus_url: str | None, cluster_rate: float,
          **options: Any) -> None:
     """Load a chatnode and report. SCENARIOS: pairs, max, idle, catchup, ingest, group,
-    transport, all."""
+    transport, all; and cluster (two nodes on --store-url and --bus-url; not part of all)."""
+    if "cluster" in scenarios and not (store_url and bus_url):
+        raise click.UsageError("cluster needs --store-url (PostgreSQL) and --bus-url (Redis)")
     chosen = ORDER if "all" in scenarios or not scenarios else \
         [s for s in ORDER if s in scenarios]
     o = Options(**options)
@@ -71,6 +81,14 @@ def main(scenarios: tuple[str, ...], url: str | None, pid: int | None, json_path
             figures[name] = trio.run(SCENARIOS[name], node, o, checks)
     finally:
         node.stop()
+    if "cluster" in scenarios:
+        assert store_url is not None and bus_url is not None
+        click.echo("running cluster…", err=True)
+        nodes = ClusterUnderTest(store_url, bus_url)
+        try:
+            figures["cluster"] = trio.run(cluster, nodes, o, checks, cluster_rate)
+        finally:
+            nodes.stop()
     figures["passed"] = checks.passed
     figures["failures"] = checks.failures
     print_report(figures)

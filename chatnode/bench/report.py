@@ -44,6 +44,14 @@ ROWS: list[tuple[str, str, str]] = [
     ("transport", "out_frames_per_core_s", "transport: frames out per core-second"),
     ("transport", "connect_per_s", "transport: new connections/s"),
     ("transport", "server_cpu_us_per_connect", "transport: CPU per connection (µs)"),
+    ("cluster", "pairs.rate", "cluster: cross-node pairs, asked msg/s"),
+    ("cluster", "pairs.delivered_per_s", "cluster: cross-node delivered msg/s"),
+    ("cluster", "pairs.latency_ms.p50", "cluster: cross-node end-to-end p50 (ms)"),
+    ("cluster", "pairs.latency_ms.p99", "cluster: cross-node end-to-end p99 (ms)"),
+    ("cluster", "pairs.lost", "cluster: lost"),
+    ("cluster", "pairs.duplicated", "cluster: duplicated"),
+    ("cluster", "pairs.server_cpu_us_per_delivered", "cluster: both nodes' CPU per msg (µs)"),
+    ("cluster", "max.max_delivered_per_s", "cluster: highest sustained msg/s, two nodes"),
 ]
 
 
@@ -67,10 +75,11 @@ def print_report(figures: dict[str, Any]) -> None:
     click.echo(f"{'-' * width}  -----")
     for label, value in rows:
         click.echo(f"{label.ljust(width)}  {'n/a' if value is None else value}")
-    if "max" in figures:
-        for step in figures["max"]["steps"]:
-            click.echo(f"  max step: rate {step['rate']} → {step['delivered_per_s']} msg/s, "
-                       f"p99 {step['p99_ms']} ms, {step['cpu_us']} µs/msg")
+    for name, climb in [("max", figures.get("max")),
+                        ("cluster max", figures.get("cluster", {}).get("max"))]:
+        for step in (climb or {}).get("steps", []):
+            click.echo(f"  {name} step: rate {step['rate']} → {step['delivered_per_s']} msg/s,"
+                       f" p99 {step['p99_ms']} ms, {step['cpu_us']} µs/msg")
     if figures["passed"]:
         click.echo("\nchecks: passed (nothing lost, nothing twice, no gaps, markers right)")
     else:

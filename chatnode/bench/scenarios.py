@@ -60,7 +60,9 @@ def us_each(cpu_s: float | None, count: int) -> float | None:
 
 
 async def pairs(node: NodeUnderTest, o: Options, checks: Checks, rate: float | None = None,
-                *, must_keep_up: bool = True) -> dict[str, Any]:
+                *, must_keep_up: bool = True, urls: list[str] | None = None) -> dict[str, Any]:
+    """`urls`: where each pair's first and second side connect (a cluster's two nodes);
+    both on the node by default."""
     rate = o.rate if rate is None else rate
     users = await prepare.users(node.url, 2 * o.pairs)
     couples = list(zip(users[0::2], users[1::2], strict=True))
@@ -68,8 +70,9 @@ async def pairs(node: NodeUnderTest, o: Options, checks: Checks, rate: float | N
     pairs_spec = [{"tokens": [a["token"], b["token"]], "conversation_id": cid}
                   for (a, b), cid in zip(couples, conversation_ids, strict=True)]
     parts = split(pairs_spec, o.workers)
-    specs = [{"role": "pairs", "url": node.url, "pairs": part, "duration": o.duration,
-              "rate": rate * len(part) / len(pairs_spec)} for part in parts]
+    specs = [{"role": "pairs", "url": node.url, "urls": urls, "pairs": part,
+              "duration": o.duration, "rate": rate * len(part) / len(pairs_spec)}
+             for part in parts]
     results, used = await run_measured(node, specs)
     sent = sum(r["sent"] for r in results)
     delivered = sum(sum(r["received"]) for r in results)
@@ -104,7 +107,8 @@ def check_common(checks: Checks, name: str, results: list[dict[str, Any]]) -> No
     checks.expect(not errors, f"{name}: error frames: {errors[:3]}")
 
 
-async def max_rate(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str, Any]:
+async def max_rate(node: NodeUnderTest, o: Options, checks: Checks,
+                   urls: list[str] | None = None) -> dict[str, Any]:
     """`pairs` at rising rates, from a quarter of --rate up by a quarter each step, until p99
     passes the bound or deliveries fall behind."""
     steps = []
@@ -113,7 +117,7 @@ async def max_rate(node: NodeUnderTest, o: Options, checks: Checks) -> dict[str,
     while True:
         step_checks = Checks()
         # Falling behind ends the climb; only a correctness failure fails the run.
-        figures = await pairs(node, o, step_checks, rate=rate, must_keep_up=False)
+        figures = await pairs(node, o, step_checks, rate=rate, must_keep_up=False, urls=urls)
         p99 = figures["latency_ms"]["p99"] or 0
         kept_up = figures["delivered"] >= 0.98 * rate * o.duration
         steps.append({"rate": rate, "delivered_per_s": figures["delivered_per_s"],

@@ -91,11 +91,13 @@ async def pairs(spec: Spec, control: Control) -> dict[str, Any]:
     at once, as a phone does; `sent`, `message` and `status_update` are all checked."""
     async with trio.open_nursery() as nursery:
         peers = []
+        # A cluster run puts each pair's two sides on two different nodes.
+        urls = spec.get("urls") or [spec["url"], spec["url"]]
         for pair in spec["pairs"]:
-            for token in pair["tokens"]:
+            for token, url in zip(pair["tokens"], urls, strict=True):
                 peer = Peer(token, ack="each")
                 peers.append(peer)
-                await nursery.start(peer.run, spec["url"])
+                await nursery.start(peer.run, url)
         couples = [(peers[2 * i], peers[2 * i + 1], pair["conversation_id"])
                    for i, pair in enumerate(spec["pairs"])]
         conversation = {id(p): cid for a, b, cid in couples for p in (a, b)}
