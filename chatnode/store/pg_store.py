@@ -206,6 +206,9 @@ class PostgresStore:
         assert self._start_conn is not None, "load before start"
         return pg_ops.all_conversations(self._start_conn)
 
+    def free_bytes(self) -> int | None:
+        return None  # the database server's disk is its own to watch
+
     def load_push_users(self) -> set[str]:
         assert self._start_conn is not None, "load before start"
         return pg_ops.users_with_push_targets(self._start_conn)

@@ -9,6 +9,7 @@ while a node is running on the same file; `busy_timeout` makes it wait its turn)
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 import time
@@ -788,6 +789,10 @@ class SqliteStore:
 
     def wal_bytes(self) -> int:
         return wal.wal_bytes(self.path)
+
+    def free_bytes(self) -> int | None:
+        stat = os.statvfs(self.path.parent)
+        return stat.f_bavail * stat.f_frsize
 
     # reads
 

@@ -50,6 +50,10 @@ from .push_api import PushApi
 from .responses import json_response
 
 HEALTH_TIMEOUT_S = 5
+# Below this much room where the store writes, /healthz says the disk is full: a message of a
+# few kilobytes may already fail while the health check's own tiny write still fits in pages
+# SQLite's WAL already has.
+HEALTH_MIN_FREE_BYTES = 1024 * 1024
 
 
 class Api:
@@ -299,6 +303,10 @@ class Api:
     async def healthz(self, request: Request) -> Response:
         """200 only when a real write commits (a full disk or a stuck writer shows here) and,
         in a cluster, the bus works."""
+        free = self.service.store.free_bytes()
+        if free is not None and free < HEALTH_MIN_FREE_BYTES:
+            return json_response(HealthStatus("unavailable", "the disk holding the store is"
+                                              f" full ({free} bytes left)"), 503)
         with trio.move_on_after(HEALTH_TIMEOUT_S):
             try:
                 await self.service.store.write(sql.touch_health)
