@@ -9,10 +9,11 @@ from pathlib import Path
 
 import httpx
 import trio
+from trio_websocket import ConnectionClosed
 
 from chatnode.client import connect
 
-from ..conftest import User, new_device, new_user
+from ..conftest import User, new_device, new_user, whole_history
 from ..redis_server import Redis
 from .two_nodes import Watch, two_nodes
 
@@ -172,3 +173,71 @@ async def test_redis_restarted_under_load_sends_are_acknowledged_and_nobody_miss
             assert "chatnode_bus_resyncs_total 0.0" not in metrics
             assert "chatnode_bus_up 1.0" in metrics
             nursery.cancel_scope.cancel()
+
+
+async def test_a_node_killed_under_load_loses_nothing_acknowledged_and_the_other_goes_on(
+        tmp_path: Path, pg_url: str, redis_server: Redis) -> None:
+    """Both nodes take sends into one group; node one is killed mid-stream. Alice, whose node
+    it was, reconnects to node two with her sync map and retries what never got `sent`; every
+    acknowledged message is in the log at its seq, node two's sessions never stop, and every
+    connection sees the group 1..N in order."""
+    with two_nodes(tmp_path, pg_url, redis_server.url) as cluster:
+        one, two = cluster.nodes
+        alice, bob, carol = [await new_user(two, n) for n in ("alice", "bob", "carol")]
+        group = (await alice.rest.group("g", [bob.user_id, carol.user_id]))["conversation_id"]
+        async with trio.open_nursery() as nursery, \
+                watching(two.url, bob, nursery) as bob_two, \
+                watching(two.url, carol, nursery) as carol_two:
+            alice_one = await nursery.start(_watch_until_closed, one.url, alice)
+            attempted: list[str] = []
+
+            async def alice_sends() -> None:
+                with contextlib.suppress(ConnectionClosed):
+                    for i in range(1000):
+                        attempted.append(f"a{i}")
+                        await alice_one.session.send_text(group, "from one", f"a{i}")
+                        await trio.sleep(0.005)
+
+            async def bob_sends(n: int) -> None:
+                for i in range(n):
+                    await bob_two.session.send_text(group, "from two", f"b{i}")
+                    await trio.sleep(0.005)
+
+            async with trio.open_nursery() as load:
+                load.start_soon(alice_sends)
+                load.start_soon(bob_sends, 150)
+                await alice_one.wait_for(lambda w: len(w.of("sent")) >= 40)
+                one.kill()
+            acked = {s["client_msg_id"]: s["seq"] for s in alice_one.of("sent")}
+            # Alice's phone comes back through the load balancer, now to node two.
+            seen = max([*acked.values(), *alice_one.seqs(group), 0])
+            async with connect(two.url, alice.token, sync={group: seen}) as (again, frames):
+                caught_up = [f["seq"] for f in frames if f["type"] == "message"
+                             and f["conversation_id"] == group]
+                assert caught_up == list(range(seen + 1, seen + 1 + len(caught_up)))
+                for cmid in attempted:
+                    if cmid not in acked:  # never acknowledged: the client sends it again
+                        await again.send_text(group, "from one", cmid)
+                        sent, _ = await again.until(lambda f, cmid=cmid: f["type"] == "sent"
+                                                    and f["client_msg_id"] == cmid)
+                        acked[cmid] = sent["seq"]
+            await bob_two.wait_for(lambda w: len(w.of("sent")) == 150)
+            acked |= {s["client_msg_id"]: s["seq"] for s in bob_two.of("sent")}
+            stored = {m["client_msg_id"]: m["seq"]
+                      for m in await whole_history(carol, group)}
+            assert stored == acked  # everything acknowledged, at the seq it was given
+            total = len(stored)
+            assert sorted(stored.values()) == list(range(1, total + 1))
+            await carol_two.wait_for(lambda w: len(w.seqs(group)) >= total, timeout=30)
+            assert carol_two.seqs(group) == list(range(1, total + 1))
+            nursery.cancel_scope.cancel()
+
+
+async def _watch_until_closed(url: str, user: User, *,
+                              task_status: trio.TaskStatus[Watch] = trio.TASK_STATUS_IGNORED
+                              ) -> None:
+    """A session whose node may die under it: its frames stay readable after."""
+    async with connect(url, user.token) as (session, frames):
+        watch = Watch(session, frames)
+        task_status.started(watch)
+        await watch.run()
