@@ -45,7 +45,7 @@ def image_type(head: bytes) -> str | None:
     return None
 
 
-class _Sniffed:
+class SniffedImage:
     """Passes an upload through, refusing it as soon as its first bytes are not an image."""
 
     def __init__(self, chunks: AsyncIterator[bytes]) -> None:
@@ -89,7 +89,7 @@ class Profiles:
 
     async def set_avatar(self, user_id: str, chunks: AsyncIterator[bytes]) -> None:
         """Store an uploaded image as the user's avatar (see the module's docstring)."""
-        sniffed = _Sniffed(chunks)
+        sniffed = SniffedImage(chunks)
         sha256, size = await self.media.save(aiter(sniffed), AVATAR_BYTES)
         assert sniffed.content_type is not None
         self._announce(await self.store.write(sql.set_avatar, user_id,
