@@ -5,10 +5,11 @@ import { lastSeen } from '../format.js';
 import { Avatar } from './avatar.js';
 
 export function AccountSettings({ state }) {
+  const [passwordChanges, setPasswordChanges] = useState(0); // the device list follows them
   return html`
     <${ProfileSettings} state=${state} />
-    <${PasswordSettings} state=${state} />
-    <${DeviceSettings} state=${state} />`;
+    <${PasswordSettings} state=${state} changed=${() => setPasswordChanges((n) => n + 1)} />
+    <${DeviceSettings} state=${state} reload=${passwordChanges} />`;
 }
 
 // One form's busy flag, its error and its success line.
@@ -73,7 +74,7 @@ function ProfileSettings({ state }) {
     </fieldset>`;
 }
 
-function PasswordSettings({ state }) {
+function PasswordSettings({ state, changed }) {
   const [current, setCurrent] = useState('');
   const [next, setNext] = useState('');
   const [others, setOthers] = useState(false);
@@ -81,10 +82,10 @@ function PasswordSettings({ state }) {
   const submit = (event) => {
     event.preventDefault();
     run(async () => {
-      const answer = await state.changePassword(current, next, others);
+      await state.changePassword(current, next, others);
       setCurrent('');
       setNext('');
-      return answer;
+      changed();
     }, others ? 'Password changed; your other devices are logged out.' : 'Password changed.');
   };
   return html`
@@ -110,11 +111,11 @@ function PasswordSettings({ state }) {
     </form>`;
 }
 
-function DeviceSettings({ state }) {
+function DeviceSettings({ state, reload }) {
   const [devices, setDevices] = useState(null);
   const { error, run } = useAction();
   const load = () => run(async () => setDevices((await state.api.devices()).devices), null);
-  useEffect(() => { load(); }, []);
+  useEffect(() => { load(); }, [reload]);
   const logOut = (device) => run(async () => {
     setDevices((await state.api.logOutDevice(device.device_id)).devices);
   }, null);
