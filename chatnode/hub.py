@@ -152,12 +152,21 @@ class Session:
         self.cancel_scope.cancel()
 
 
+# How long a logged-out device is remembered: longer than any hello takes between checking its
+# token and registering its session.
+REVOKED_MEMORY_S = 60.0
+
+
 class Hub:
     def __init__(self) -> None:
         self._by_user: dict[str, set[Session]] = {}
+        self._revoked: dict[str, float] = {}  # device id -> when, oldest first
 
     def register(self, session: Session) -> None:
         self._by_user.setdefault(session.user_id, set()).add(session)
+        if session.device_id in self._revoked:
+            # Its token was good when its hello was checked, and revoked before it got here.
+            session.close(CLOSE_UNAUTHENTICATED)
 
     def unregister(self, session: Session) -> None:
         sessions = self._by_user.get(session.user_id)
@@ -193,6 +202,21 @@ class Hub:
         """A viewer's status_update, to each of their live sessions (see WaitingStatus)."""
         for session in self._by_user.get(user_id, ()):
             session.push_status(frame)
+
+    def devices_online(self, user_id: str) -> set[str]:
+        return {session.device_id for session in self._by_user.get(user_id, ())}
+
+    def revoke_device(self, device_id: str) -> None:
+        """A device was logged out: its live sessions close with 4001 now, and so does one
+        whose hello passed just before the token was revoked."""
+        now = trio.current_time()
+        while self._revoked:
+            oldest, at = next(iter(self._revoked.items()))
+            if now - at < REVOKED_MEMORY_S:
+                break
+            del self._revoked[oldest]
+        self._revoked[device_id] = now
+        self.close_device(device_id, CLOSE_UNAUTHENTICATED)
 
     def close_device(self, device_id: str, code: int) -> None:
         for sessions in list(self._by_user.values()):

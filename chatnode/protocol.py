@@ -200,9 +200,15 @@ class Synced(ServerFrame, tag="synced"):
     messages: int
 
 
-class MemberInfo(Struct):
+class MemberInfo(Struct, omit_defaults=True):
+    """A member as a conversation lists it. The REST answers add who they are (display name,
+    avatar); the `conversation` frame carries only ids and roles (`user_updated` follows
+    names)."""
+
     user_id: str
     role: str
+    display_name: str | None = None
+    avatar: str | None = None
 
 
 class ConversationFrame(ServerFrame, tag="conversation"):
@@ -225,6 +231,17 @@ class TypingEvent(ServerFrame, tag="typing"):
     typing: bool
 
 
+class UserUpdated(ServerFrame, tag="user_updated"):
+    """A user changed their display name or avatar (an addition to PROTOCOL.md): sent to
+    everyone who shares a conversation with them and to all their own sessions. `avatar` is
+    the id to fetch at GET /api/v1/avatars/{avatar}, absent when they have none."""
+
+    user_id: str
+    username: str
+    display_name: str
+    avatar: str | None = None
+
+
 class Error(ServerFrame, tag="error"):
     code: str
     message: str
@@ -238,7 +255,7 @@ class Pong(ServerFrame, tag="pong"):
 
 AnyServerFrame = (
     Welcome | Message | Sent | StatusUpdate | Synced | ConversationFrame | Presence | TypingEvent
-    | Error | Pong
+    | UserUpdated | Error | Pong
 )
 
 
@@ -274,10 +291,11 @@ class MediaInfo(Struct):
     content_type: str
 
 
-class UserInfo(Struct):
+class UserInfo(Struct, omit_defaults=True):
     user_id: str
     username: str
     display_name: str
+    avatar: str | None = None  # see UserUpdated; absent when the user has none
 
 
 class ConversationInfo(Struct):
@@ -361,18 +379,50 @@ class PushKey(Struct):
     vapid_public_key: str
 
 
-class Me(Struct):
+class Me(Struct, omit_defaults=True):
     user_id: str
     username: str
     display_name: str
     push_preview: str
+    avatar: str | None = None
 
 
 class MeUpdate(Struct, forbid_unknown_fields=True):
-    """How much a push may say: the message (`full`), who wrote (`sender`), or nothing but
-    that there is a new message (`none`): push services and lock screens see what it says."""
+    """Change one's own account; at least one field. `push_preview` is how much a push may
+    say: the message (`full`), who wrote (`sender`), or nothing but that there is a new
+    message (`none`): push services and lock screens see what it says. `display_name` is
+    what others see (not blank); they get a `user_updated` frame."""
 
-    push_preview: PushPreview
+    push_preview: PushPreview | None = None
+    display_name: DisplayName | None = None
+
+
+class PasswordChange(Struct, forbid_unknown_fields=True):
+    """POST /api/v1/me/password. `new_password` follows registration's rules; with
+    `log_out_others` every other device of the account is logged out at once."""
+
+    current_password: Annotated[str, Meta(min_length=1, max_length=1024)]
+    new_password: Password
+    log_out_others: bool = False
+
+
+class PasswordChanged(Struct):
+    devices_logged_out: int
+
+
+class DeviceInfo(Struct):
+    """One login of the caller. `last_seen`: the last time it connected or made a request
+    (written at most once a minute, and when a session ends; now while a session is live)."""
+
+    device_id: str
+    name: str | None
+    created_at: int
+    last_seen: int | None
+    current: bool
+
+
+class DeviceList(Struct):
+    devices: list[DeviceInfo]
 
 
 class EmptyResponse(Struct, forbid_unknown_fields=True):
@@ -484,7 +534,7 @@ REST_BODIES = (
     AddMemberRequest, SetRoleRequest, RenameRequest, SendRequest, ConversationInfo,
     ConversationList, HistoryPage, FoldedHistoryPage, MediaInfo, EmptyResponse, HealthStatus,
     ErrorResponse, Me, MeUpdate, WebPushTarget, UnifiedPushTarget, NtfyTarget, PushTargetInfo,
-    PushKey,
+    PushKey, PasswordChange, PasswordChanged, DeviceInfo, DeviceList,
 )
 
 

@@ -26,6 +26,7 @@ from .protocol import (
     ErrorCode,
     FoldedHistoryPage,
     HistoryPage,
+    MemberInfo,
     Message,
     Send,
     Sent,
@@ -342,13 +343,22 @@ class ChatService:
         last = await self.store.read(sql.last_messages, [
             (c.conversation_id, c.last_seq) for c in convs
             if c.last_seq > c.members[user_id].joined_seq])
+        # Who the members are, so a client shows current names and avatars after any time
+        # away (a `user_updated` it missed is not caught up).
+        people = await self.store.read(
+            sql.users_info, sorted({m for conv in convs for m in conv.members}))
         infos = []
         for conv in convs:
             status = self.engine.status_for(user_id, conv)
-            frame = self.engine.conversation_frame(conv)
+            members = []
+            for member in conv.members.values():
+                person = people.get(member.user_id)
+                members.append(MemberInfo(
+                    member.user_id, member.role, None if person is None else person.display_name,
+                    None if person is None else person.avatar_id))
             infos.append(ConversationInfo(
                 conversation_id=conv.conversation_id, kind=conv.kind, name=conv.name,
-                members=frame.members, last_seq=conv.last_seq,
+                members=members, last_seq=conv.last_seq,
                 last_delivered_seq=status.last_delivered_seq,
                 last_read_seq=status.last_read_seq, my_read_seq=status.my_read_seq,
                 unread=self.engine.unread(user_id, conv),

@@ -28,7 +28,14 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 
 # schema_pg.sql is version 2, SQLite's schema.sql with its migration 2, so the two stores keep
 # the same version numbers. Each entry takes the schema one version further, from 2 on.
-MIGRATIONS: list[str] = []
+MIGRATIONS: list[str] = [
+    # 3: account self-service, as SQLite's migration 3.
+    """
+    ALTER TABLE devices ADD COLUMN last_seen BIGINT;
+    ALTER TABLE users ADD COLUMN avatar_id TEXT;
+    CREATE INDEX users_by_avatar ON users (avatar_id) WHERE avatar_id IS NOT NULL;
+    """,
+]
 BASE_VERSION = 2
 SCHEMA_VERSION = BASE_VERSION + len(MIGRATIONS)
 # The advisory lock that makes migrating one process's job at a time: whoever opens the store

@@ -17,6 +17,16 @@ class UserRecord(Struct):
     disabled: bool
     created_at: int
     last_seen: int | None
+    avatar_id: str | None = None
+
+
+class DeviceRecord(Struct):
+    """A login as its owner sees it in their device list."""
+
+    device_id: str
+    name: str | None
+    created_at: int
+    last_seen: int | None
 
 
 class DeviceAuth(Struct):

@@ -27,6 +27,7 @@ from .records import (
     CatchupRange,
     ConversationRecord,
     DeviceAuth,
+    DeviceRecord,
     MemberRecord,
     PushTargetRecord,
     UserRecord,
@@ -51,6 +52,13 @@ MIGRATIONS = [
     );
     CREATE INDEX push_targets_by_user ON push_targets (user_id);
     ALTER TABLE users ADD COLUMN push_preview TEXT NOT NULL DEFAULT 'full';
+    """,
+    # 3: account self-service: when each device was last seen, and each user's avatar (an
+    # upload in media, kept while it is the avatar).
+    """
+    ALTER TABLE devices ADD COLUMN last_seen INTEGER;
+    ALTER TABLE users ADD COLUMN avatar_id TEXT;
+    CREATE INDEX users_by_avatar ON users (avatar_id) WHERE avatar_id IS NOT NULL;
     """,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
@@ -125,7 +133,7 @@ def table_columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
 # --- users and devices -----------------------------------------------------------------------
 
 _USER_COLUMNS = (
-    "user_id, username, display_name, password_hash, disabled, created_at, last_seen"
+    "user_id, username, display_name, password_hash, disabled, created_at, last_seen, avatar_id"
 )
 
 
@@ -135,9 +143,9 @@ def insert_user(conn: sqlite3.Connection, username: str, display_name: str | Non
                       False, now_ms(), None)
     try:
         conn.execute(
-            f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (user.user_id, user.username, user.display_name, user.password_hash, 0,
-             user.created_at, None),
+             user.created_at, None, None),
         )
     except sqlite3.IntegrityError:
         raise ChatError(ErrorCode.CONFLICT, f"username {username!r} is taken") from None
@@ -147,7 +155,7 @@ def insert_user(conn: sqlite3.Connection, username: str, display_name: str | Non
 def _user(row: tuple[Any, ...] | None) -> UserRecord | None:
     if row is None:
         return None
-    return UserRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
+    return UserRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
 
 
 def user_by_name(conn: sqlite3.Connection, username: str) -> UserRecord | None:
@@ -189,10 +197,11 @@ def set_user_disabled(conn: sqlite3.Connection, username: str, disabled: bool) -
 def insert_device(conn: sqlite3.Connection, user_id: str, name: str | None,
                   token_hash: bytes) -> str:
     device_id = new_id("d")
+    ts = now_ms()
     conn.execute(
-        "INSERT INTO devices (device_id, user_id, token_hash, name, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (device_id, user_id, token_hash, name, now_ms()),
+        "INSERT INTO devices (device_id, user_id, token_hash, name, created_at, last_seen)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (device_id, user_id, token_hash, name, ts, ts),
     )
     return device_id
 
@@ -212,6 +221,88 @@ def revoke_device(conn: sqlite3.Connection, device_id: str) -> None:
         (now_ms(), device_id),
     )
     conn.execute("DELETE FROM push_targets WHERE device_id = ?", (device_id,))
+
+
+def devices_of(conn: sqlite3.Connection, user_id: str) -> list[DeviceRecord]:
+    """The user's logins that still work, oldest first."""
+    return [DeviceRecord(*row) for row in conn.execute(
+        "SELECT device_id, name, created_at, last_seen FROM devices"
+        " WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at, device_id", (user_id,))]
+
+
+def revoke_device_of(conn: sqlite3.Connection, user_id: str, device_id: str) -> bool:
+    """Log out one of the user's own devices; False when it is not theirs or already gone
+    (the caller cannot tell which: another user's device id tells nothing)."""
+    found = conn.execute(
+        "SELECT 1 FROM devices WHERE device_id = ? AND user_id = ? AND revoked_at IS NULL",
+        (device_id, user_id)).fetchone()
+    if found is None:
+        return False
+    revoke_device(conn, device_id)
+    return True
+
+
+def set_device_last_seen(conn: sqlite3.Connection, device_id: str, ts: int) -> None:
+    # Never back: the write at a session's end may commit after a later request's.
+    conn.execute("UPDATE devices SET last_seen = max(coalesce(last_seen, 0), ?)"
+                 " WHERE device_id = ?", (ts, device_id))
+
+
+def change_password(conn: sqlite3.Connection, user_id: str, password_hash: str,
+                    keep_device_id: str | None) -> list[str]:
+    """Set a new password hash. With `keep_device_id`, every other live device of the user is
+    logged out in the same transaction; returns the ids of those devices."""
+    conn.execute("UPDATE users SET password_hash = ? WHERE user_id = ?",
+                 (password_hash, user_id))
+    if keep_device_id is None:
+        return []
+    others = [row[0] for row in conn.execute(
+        "SELECT device_id FROM devices WHERE user_id = ? AND device_id != ?"
+        " AND revoked_at IS NULL ORDER BY device_id", (user_id, keep_device_id))]
+    for device_id in others:
+        revoke_device(conn, device_id)
+    return others
+
+
+# --- profiles --------------------------------------------------------------------------------
+
+def set_display_name(conn: sqlite3.Connection, user_id: str, display_name: str) -> UserRecord:
+    conn.execute("UPDATE users SET display_name = ? WHERE user_id = ?", (display_name, user_id))
+    user = user_by_id(conn, user_id)
+    assert user is not None
+    return user
+
+
+def set_avatar(conn: sqlite3.Connection, user_id: str, upload: tuple[str, int, str] | None
+               ) -> UserRecord:
+    """Make an upload (sha256, size, content_type) the user's avatar, or remove it (None).
+
+    The avatar's media row is referenced, so the sweeper keeps it; the one it replaces is
+    released to the sweeper (forgotten after a day) unless a message of its uploader holds it.
+    """
+    old = conn.execute("SELECT avatar_id FROM users WHERE user_id = ?", (user_id,)).fetchone()
+    avatar_id = None
+    if upload is not None:
+        sha256, size, content_type = upload
+        avatar_id = insert_media(conn, sha256, size, content_type, user_id)
+        conn.execute("UPDATE media SET referenced = 1 WHERE media_id = ?", (avatar_id,))
+    conn.execute("UPDATE users SET avatar_id = ? WHERE user_id = ?", (avatar_id, user_id))
+    if old is not None and old[0] is not None:
+        conn.execute(
+            "UPDATE media SET referenced = 0, created_at = ? WHERE media_id = ?"
+            " AND NOT EXISTS (SELECT 1 FROM messages WHERE media_id = ?)",
+            (now_ms(), old[0], old[0]))
+    user = user_by_id(conn, user_id)
+    assert user is not None
+    return user
+
+
+def avatar_file(conn: sqlite3.Connection, avatar_id: str) -> tuple[str, str] | None:
+    """(sha256, content_type) of an upload that is some user's avatar now; None otherwise."""
+    row = conn.execute(
+        "SELECT m.sha256, m.content_type FROM users AS u JOIN media AS m"
+        " ON m.media_id = u.avatar_id WHERE u.avatar_id = ?", (avatar_id,)).fetchone()
+    return None if row is None else (row[0], row[1])
 
 
 # --- push targets ----------------------------------------------------------------------------

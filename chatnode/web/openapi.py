@@ -22,6 +22,7 @@ from ..protocol import (
     ConversationInfo,
     ConversationList,
     CreateConversationRequest,
+    DeviceList,
     EmptyResponse,
     ErrorCode,
     ErrorResponse,
@@ -33,6 +34,8 @@ from ..protocol import (
     MediaInfo,
     MeUpdate,
     NtfyTarget,
+    PasswordChange,
+    PasswordChanged,
     PushKey,
     PushTargetInfo,
     RegisterRequest,
@@ -111,10 +114,46 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         {200: EmptyResponse}, (*_AUTH, *_WRITES)),
     ("GET", f"{V1}/me"): Operation("Who this token belongs to", {200: Me}, _AUTH),
     ("PATCH", f"{V1}/me"): Operation(
-        "Choose how much a push notification may say", {200: Me},
+        "Change the display name, or choose how much a push notification may say", {200: Me},
         (*_AUTH, *_JSON_BODY, *_WRITES), body=MeUpdate,
-        description="`full`: the sender and the message; `sender`: only who wrote; `none`:"
-                    " only that a message came. Push services and lock screens see it."),
+        description="At least one field. `display_name`: 1 to 64 characters, not blank;"
+                    " everyone who shares a conversation gets a `user_updated` frame."
+                    " `push_preview`: `full`, the sender and the message; `sender`: only who"
+                    " wrote; `none`: only that a message came. Push services and lock screens"
+                    " see it."),
+    ("POST", f"{V1}/me/password"): Operation(
+        "Change the password (the current one is required)", {200: PasswordChanged},
+        (*_AUTH, *_JSON_BODY, 403, 429, *_WRITES), body=PasswordChange,
+        description="403 when `current_password` is wrong, and nothing changes; attempts count"
+                    " toward the login limit of the client's address (429). `new_password`"
+                    " follows registration's rules (8 to 1024 characters). With"
+                    " `log_out_others` every other device of the account is logged out: its"
+                    " token stops working and its live sessions are closed with 4001."),
+    ("PUT", f"{V1}/me/avatar"): Operation(
+        "Set the avatar: the raw body is a PNG, JPEG, GIF or WebP image", {200: Me},
+        (*_AUTH, 400, 408, 413, *_WRITES), body=BINARY,
+        description="400 for anything that is not one of those images (known by its first"
+                    " bytes, whatever the Content-Type says); 413 past 1 MiB. Nothing changes"
+                    " on a refusal. Everyone who shares a conversation gets a `user_updated`"
+                    " frame."),
+    ("DELETE", f"{V1}/me/avatar"): Operation(
+        "Remove the avatar", {200: Me}, (*_AUTH, *_WRITES)),
+    ("GET", f"{V1}/avatars/{{avatar_id}}"): Operation(
+        "A user's current avatar (the `avatar` of a user, member or `user_updated`)",
+        {200: BINARY, 206: BINARY}, (*_AUTH, 404),
+        headers={200: _DOWNLOAD_HEADERS, 206: _DOWNLOAD_HEADERS},
+        description="To anyone logged in, as names are. 404 for an id that is no user's"
+                    " avatar now."),
+    ("GET", f"{V1}/devices"): Operation(
+        "The caller's devices (logins), the current one marked", {200: DeviceList}, _AUTH,
+        description="`last_seen`: the last time the device connected or made a request,"
+                    " written at most once a minute and when a session ends; the current time"
+                    " for a device with a live session."),
+    ("DELETE", f"{V1}/devices/{{device_id}}"): Operation(
+        "Log one of the caller's devices out", {200: DeviceList}, (*_AUTH, 404, *_WRITES),
+        description="Its token stops working at once and its live sessions are closed with"
+                    " 4001; the others stay. The answer is the devices left. 404 for a device"
+                    " that is not the caller's or is already logged out."),
     ("GET", f"{V1}/push/key"): Operation(
         "The node's VAPID public key, a browser's applicationServerKey", {200: PushKey},
         (404,), auth=False, description="404 when push is turned off (`[push] enabled`)."),

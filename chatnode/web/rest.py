@@ -8,6 +8,7 @@ app's exception handler.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import cached_property
 from typing import Any
 
 import msgspec
@@ -17,8 +18,9 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from ..accounts import Accounts
-from ..hub import CLOSE_UNAUTHENTICATED, Hub
+from ..hub import Hub
 from ..media import MediaFiles
+from ..profiles import Profiles
 from ..protocol import (
     MAX_SEQ,
     AddMemberRequest,
@@ -44,6 +46,7 @@ from ..protocol import (
 from ..service import ChatService
 from ..store import DeviceAuth
 from ..store import sqlite as sql
+from .account_api import AccountApi
 from .openapi import openapi_document
 from .paced import paced
 from .push_api import PushApi
@@ -63,6 +66,10 @@ class Api:
         self.upload_bytes = upload_bytes
         self.openapi_json = encode_json(openapi_document())
         self.body_timeout_s = body_timeout_s
+
+    @cached_property
+    def profiles(self) -> Profiles:
+        return Profiles(self.service.store, self.service.engine, self.hub, self.media)
 
     def routes(self) -> list[Route]:
         v1 = "/api/v1"
@@ -90,6 +97,7 @@ class Api:
             Route(f"{v1}/openapi.json", self.openapi, methods=["GET"]),
             *PushApi(self).routes(v1),
             Route(f"{v1}/me", self.update_me, methods=["PATCH"]),
+            *AccountApi(self).routes(v1),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
         ]
@@ -149,7 +157,7 @@ class Api:
     async def logout(self, request: Request) -> Response:
         device = await self._device(request)
         await self.accounts.logout(device)
-        self.hub.close_device(device.device_id, CLOSE_UNAUTHENTICATED)
+        self.hub.revoke_device(device.device_id)
         return json_response(EmptyResponse())
 
     async def me(self, request: Request) -> Response:
@@ -158,8 +166,15 @@ class Api:
 
     async def update_me(self, request: Request) -> Response:
         device = await self._device(request)
-        body = await self._body(request, MeUpdate)
-        await self.service.store.write(sql.set_push_preview, device.user_id, body.push_preview)
+        body: MeUpdate = await self._body(request, MeUpdate)
+        if body.push_preview is None and body.display_name is None:
+            raise ChatError(ErrorCode.INVALID, "nothing to change: give push_preview or"
+                            " display_name")
+        if body.display_name is not None:  # first: a blank name refuses the whole request
+            await self.profiles.set_display_name(device.user_id, body.display_name)
+        if body.push_preview is not None:
+            await self.service.store.write(sql.set_push_preview, device.user_id,
+                                           body.push_preview)
         return json_response(await self.accounts.me(device.user_id))
 
     async def user(self, request: Request) -> Response:

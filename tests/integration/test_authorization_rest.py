@@ -91,7 +91,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", f"{V1}/login"): Public("how a token is had"),
     ("POST", f"{V1}/logout"): Own("revokes the caller's own token", PLAIN),
     ("GET", f"{V1}/me"): Own("the caller's own account", PLAIN),
-    ("PATCH", f"{V1}/me"): Own("the caller's own push preview setting",
+    ("PATCH", f"{V1}/me"): Own("the caller's own display name and push preview setting",
                                just(Attempt(body={"push_preview": "none"}))),
     ("GET", f"{V1}/push/key"): Public("the node's VAPID public key: a browser needs it to"
                                       " subscribe, and it is public by design (RFC 8292)"),
@@ -101,6 +101,20 @@ MATRIX: dict[tuple[str, str], Row] = {
         just(Attempt(body={"kind": "unifiedpush", "endpoint": "https://ntfy.example/x"}))),
     ("DELETE", f"{V1}/devices/me/push"): Own("removes the calling device's own push target",
                                              PLAIN),
+    ("GET", f"{V1}/devices"): Own("the caller's own devices", PLAIN),
+    ("DELETE", f"{V1}/devices/{{device_id}}"): Own(
+        "logs out one of the caller's own devices; another user's is 404 as if it did not"
+        " exist (test_devices.py)", just(Attempt({"device_id": "d_0123456789abcdef"}))),
+    ("POST", f"{V1}/me/password"): Own(
+        "the caller's own password, with the current one",
+        just(Attempt(body={"current_password": "correct horse battery",
+                           "new_password": "taken over", "log_out_others": True}))),
+    ("PUT", f"{V1}/me/avatar"): Own("the caller's own avatar",
+                                    just(Attempt(body=b"\x89PNG\r\n\x1a\n not really"))),
+    ("DELETE", f"{V1}/me/avatar"): Own("removes the caller's own avatar", PLAIN),
+    ("GET", f"{V1}/avatars/{{avatar_id}}"): Directory(
+        "avatars are shown wherever names are, to anyone logged in",
+        just(Attempt({"avatar_id": "m_0123456789abcdef"}))),
     ("GET", f"{V1}/users/by-id/{{user_id}}"): Directory(
         "names for the ids frames carry", lambda w, a: [Attempt({"user_id": w.alice.user_id})]),
     ("GET", f"{V1}/users/{{username}}"): Directory(

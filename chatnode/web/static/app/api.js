@@ -53,6 +53,18 @@ export class Api {
   setPushPreview(pushPreview) {
     return this.request('PATCH', '/me', { json: { push_preview: pushPreview } });
   }
+  setDisplayName(displayName) {
+    return this.request('PATCH', '/me', { json: { display_name: displayName } });
+  }
+  changePassword(current, next, logOutOthers) {
+    return this.request('POST', '/me/password', { json: { current_password: current,
+      new_password: next, log_out_others: logOutOthers } });
+  }
+  setAvatar(blob) { return this.request('PUT', '/me/avatar', { body: blob, contentType: blob.type }); }
+  removeAvatar() { return this.request('DELETE', '/me/avatar'); }
+  avatar(avatarId) { return this.request('GET', `/avatars/${avatarId}`, { blob: true }); }
+  devices() { return this.request('GET', '/devices'); }
+  logOutDevice(deviceId) { return this.request('DELETE', `/devices/${encodeURIComponent(deviceId)}`); }
   pushKey() { return this.request('GET', '/push/key'); }
   setPushTarget(target) { return this.request('PUT', '/devices/me/push', { json: target }); }
   userByName(username) { return this.request('GET', `/users/${encodeURIComponent(username)}`); }

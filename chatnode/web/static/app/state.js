@@ -120,7 +120,7 @@ export class ChatState {
   // The account as the node has it now: a setting may have changed on another device.
   async refreshMe() {
     try {
-      await this.rememberMe(await this.api.me());
+      await this.rememberMe({ avatar: undefined, ...await this.api.me() });
     } catch { /* offline: the cached account stands */ }
   }
 
@@ -200,6 +200,7 @@ export class ChatState {
       case 'conversation': this.onConversation(frame); break;
       case 'presence': this.onPresence(frame); break;
       case 'typing': this.onTyping(frame); break;
+      case 'user_updated': this.onUserUpdated(frame); break;
       case 'synced': this.onSynced(); break;
       case 'error': this.onError(frame); break;
       default: break; // welcome, pong, and frames a newer server may add
@@ -307,6 +308,16 @@ export class ChatState {
     this.presence.set(frame.user_id, { online: frame.online, last_seen: frame.last_seen });
     this.ensureUser(frame.user_id);
     if (!frame.online) for (const id of this.typing.keys()) this.stopTyping(id, frame.user_id);
+  }
+
+  // Someone who shares a conversation (or this user, on another device) changed their name
+  // or avatar.
+  onUserUpdated(frame) {
+    const { type, ...user } = frame;
+    this.rememberUser({ avatar: undefined, ...user });
+    if (frame.user_id === this.me.user_id) {
+      this.rememberMe({ display_name: frame.display_name, avatar: frame.avatar });
+    }
   }
 
   onTyping(frame) {
@@ -536,7 +547,7 @@ export class ChatState {
     if (lastMessage && (!info.last_message || lastMessage.seq > info.last_message.seq)) {
       c.last_message = lastMessage;
     }
-    for (const m of info.members) this.ensureUser(m.user_id);
+    for (const m of info.members) this.learnMember(m);
     this.dirtyConversations.add(c.conversation_id);
     this.save();
     this.changed();
@@ -572,6 +583,19 @@ export class ChatState {
     if (this.openId === id) this.openId = null;
   }
 
+  // REST lists members with their current name and avatar: a `user_updated` missed while
+  // offline is made good here.
+  learnMember(member) {
+    const known = this.users.get(member.user_id);
+    if (!member.display_name) {
+      this.ensureUser(member.user_id);
+      return;
+    }
+    if (known && known.display_name === member.display_name && known.avatar === member.avatar) return;
+    this.rememberUser({ ...known, user_id: member.user_id, display_name: member.display_name,
+      avatar: member.avatar });
+  }
+
   rememberUser(user) {
     this.users.set(user.user_id, user);
     this.cache.put('users', user);
@@ -586,6 +610,35 @@ export class ChatState {
     } catch { /* shown as "…" until the next try */ } finally {
       this.fetchingUsers.delete(userId);
     }
+  }
+
+  // An avatar's bytes never change under its id, so the cache keeps them like media.
+  async avatarUrl(avatarId) {
+    const key = `avatar:${avatarId}`;
+    let blob = await this.cache.get('media', key);
+    if (!blob) {
+      blob = await this.api.avatar(avatarId);
+      this.cache.put('media', blob, key);
+    }
+    return URL.createObjectURL(blob);
+  }
+
+  // --- my account -----------------------------------------------------------------------------
+
+  async setDisplayName(name) {
+    await this.rememberMe({ avatar: undefined, ...await this.api.setDisplayName(name) });
+  }
+
+  async setAvatar(file) {
+    await this.rememberMe({ avatar: undefined, ...await this.api.setAvatar(await avatarImage(file)) });
+  }
+
+  async removeAvatar() {
+    await this.rememberMe({ avatar: undefined, ...await this.api.removeAvatar() });
+  }
+
+  async changePassword(current, next, logOutOthers) {
+    return this.api.changePassword(current, next, logOutOthers);
   }
 
   async mediaUrl(mediaId) {
@@ -618,4 +671,24 @@ export class ChatState {
       for (const id of settled) tx.objectStore('outbox').delete(id);
     });
   }
+}
+
+// A picture made small before it goes up: the node keeps avatars as they come (up to 1 MiB)
+// and shows them at a few dozen pixels, so a phone photo is scaled to AVATAR_PX square first.
+const AVATAR_PX = 256;
+
+async function avatarImage(file) {
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    return file; // not a picture the browser reads: the node says what is wrong with it
+  }
+  const side = Math.min(bitmap.width, bitmap.height);
+  const canvas = document.createElement('canvas');
+  canvas.width = canvas.height = Math.min(AVATAR_PX, side);
+  canvas.getContext('2d').drawImage(bitmap, (bitmap.width - side) / 2,
+    (bitmap.height - side) / 2, side, side, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  return new Promise((resolve) => canvas.toBlob((blob) => resolve(blob ?? file), 'image/png'));
 }

@@ -5,6 +5,7 @@ import { html } from './html.js';
 import { foldConversation, groupReactions, tickOf } from '../fold.js';
 import { clockTime, displayName, systemText } from '../format.js';
 import { Media } from './media.js';
+import { Avatar } from './avatar.js';
 import { Tick } from './tick.js';
 
 const EMOJIS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
@@ -110,7 +111,8 @@ function MessageItem({ state, c, item, quoted, onReply, onEdit }) {
     <li class=${`message ${mine ? 'mine' : 'theirs'}`} data-testid="message" data-seq=${item.seq}
       data-client-msg-id=${item.client_msg_id} data-status=${status}
       tabindex="0">
-      ${!mine && c.kind === 'group' ? html`<div class="sender">${sender}</div>`
+      ${!mine && c.kind === 'group' ? html`<div class="sender">
+          <${Avatar} state=${state} userId=${item.sender_id} />${sender}</div>`
         : html`<span class="visually-hidden">${mine ? 'You' : sender}: </span>`}
       ${item.reply_to && html`<blockquote data-testid="reply-quote">
         ${quoted ? `${displayName(state.users, quoted.sender_id)}: ${quoted.deleted ? 'message deleted' : quoted.body}`

@@ -1,10 +1,12 @@
 // The conversation list (latest activity first) with the user's own controls above it.
 import { useState } from 'preact/hooks';
 import { html } from './html.js';
-import { conversationTitle, preview, shortTime } from '../format.js';
+import { conversationTitle, otherMember, preview, shortTime } from '../format.js';
 import { tickOf } from '../fold.js';
 import { askForNotifications, notificationsSupported, subscribeToPush } from '../notify.js';
 import { Tick } from './tick.js';
+import { Avatar } from './avatar.js';
+import { AccountSettings } from './account.js';
 
 const CONNECTION_TEXT = { online: 'Online', connecting: 'Connecting…', offline: 'Offline' };
 
@@ -14,7 +16,8 @@ export function Sidebar({ state }) {
   return html`
     <nav class="sidebar" aria-label="Conversations">
       <header class="me">
-        <strong>${state.me.display_name || state.me.username}</strong>
+        <${Avatar} state=${state} user=${state.me} />
+        <strong data-testid="my-name">${state.me.display_name || state.me.username}</strong>
         <span class=${`connection ${state.status}`} data-testid="connection"
           data-state=${state.status} role="status">${CONNECTION_TEXT[state.status]}</span>
         <${NotificationButton} state=${state} />
@@ -49,6 +52,9 @@ function ConversationItem({ state, c }) {
         aria-current=${state.openId === c.conversation_id ? 'true' : undefined}
         aria-label=${`${title}${unread ? `, ${unread} unread` : ''}`}
         onClick=${() => state.open(c.conversation_id)}>
+        ${c.kind === 'direct' && otherMember(c, state.me.user_id)
+          ? html`<${Avatar} state=${state} userId=${otherMember(c, state.me.user_id)} />`
+          : html`<${Avatar} state=${state} user=${{ display_name: title }} />`}
         <span class="title" data-testid="conversation-name">${title}</span>
         <span class="when">${last ? shortTime(last.ts) : ''}</span>
         <span class="last" data-testid="conversation-last"
@@ -144,13 +150,15 @@ function PushPreviewSetting({ state }) {
       event.target.value = value;
     }
   };
+  const [open, setOpen] = useState(false);
   return html`
-    <details class="settings">
-      <summary>Settings</summary>
+    <details class="settings" onToggle=${(e) => setOpen(e.target.open)}>
+      <summary data-testid="settings">Settings</summary>
       <label for="push-preview">Notifications show</label>
       <select id="push-preview" data-testid="push-preview" value=${value} onChange=${change}>
         ${PREVIEWS.map(([v, text]) => html`<option value=${v}>${text}</option>`)}
       </select>
       ${error && html`<p class="error" role="alert">${error}</p>`}
+      ${open && html`<${AccountSettings} state=${state} />`}
     </details>`;
 }
