@@ -1,0 +1,138 @@
+"""The search index on SQLite: an FTS5 table that follows the log in the same transaction.
+
+One row per text or media message that has text, holding its current text (the latest edit's,
+once edited) as `search_text.index_text` gives it. Its rowid is the message's rowid in
+`messages`, which only grows, so rowid order is commit order: newest first is rowid
+descending, and a rowid is the paging cursor. Reactions, edits, deletes and system messages
+are never rows of their own; an edit replaces its target's row and a delete removes it.
+
+A PostgreSQL store implements the same functions (index_message, reindex_message,
+unindex_message, rebuild, search, index_bytes) on its own full-text search.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from ..search_text import index_text
+from .records import SearchRow
+
+INDEXED_KINDS = ("text", "media")
+
+# The migration that adds the index (appended to sqlite.MIGRATIONS, with FILL_INDEX).
+CREATE_INDEX = """
+    CREATE VIRTUAL TABLE message_search USING fts5 (
+        text, conversation_id UNINDEXED, seq UNINDEXED,
+        tokenize = "unicode61 remove_diacritics 2"
+    );
+"""
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """`index_text(body)` in SQL, so a migration and `rebuild` index exactly as Python does."""
+    conn.create_function("index_text", 1, index_text, deterministic=True)
+
+
+def index_message(conn: sqlite3.Connection, rowid: int, conversation_id: str, seq: int,
+                  kind: str, body: str) -> None:
+    """A new message: only text and media (a caption) are searchable."""
+    if kind in INDEXED_KINDS:
+        text = index_text(body)
+        if text:
+            conn.execute("INSERT INTO message_search (rowid, text, conversation_id, seq)"
+                         " VALUES (?, ?, ?, ?)", (rowid, text, conversation_id, seq))
+
+
+def _rowid_of(conn: sqlite3.Connection, conversation_id: str, seq: int) -> int | None:
+    row = conn.execute("SELECT rowid FROM messages WHERE conversation_id = ? AND seq = ?",
+                       (conversation_id, seq)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def unindex_message(conn: sqlite3.Connection, conversation_id: str, seq: int) -> None:
+    """A deleted message is no longer found."""
+    rowid = _rowid_of(conn, conversation_id, seq)
+    if rowid is not None:
+        conn.execute("DELETE FROM message_search WHERE rowid = ?", (rowid,))
+
+
+def reindex_message(conn: sqlite3.Connection, conversation_id: str, seq: int,
+                    body: str) -> None:
+    """An edit: the new text is found, the old one no longer."""
+    rowid = _rowid_of(conn, conversation_id, seq)
+    if rowid is None:
+        return
+    conn.execute("DELETE FROM message_search WHERE rowid = ?", (rowid,))
+    text = index_text(body)
+    if text:
+        conn.execute("INSERT INTO message_search (rowid, text, conversation_id, seq)"
+                     " VALUES (?, ?, ?, ?)", (rowid, text, conversation_id, seq))
+
+
+# The current text of every searchable message: the latest edit's body, or its own; deleted
+# messages (a `delete` targets them) have none.
+_CURRENT_TEXT = """
+    SELECT m.rowid AS rowid, m.conversation_id AS conversation_id, m.seq AS seq,
+           coalesce((SELECT e.body FROM messages AS e WHERE e.conversation_id = m.conversation_id
+                     AND e.target = m.seq AND e.kind = 'edit' ORDER BY e.seq DESC LIMIT 1),
+                    m.body) AS body
+    FROM messages AS m
+    WHERE m.kind IN ('text', 'media') AND NOT EXISTS (
+        SELECT 1 FROM messages AS d WHERE d.conversation_id = m.conversation_id
+        AND d.target = m.seq AND d.kind = 'delete')
+"""
+
+FILL_INDEX = f"""
+    INSERT INTO message_search (rowid, text, conversation_id, seq)
+    SELECT rowid, text, conversation_id, seq FROM (
+        SELECT rowid, index_text(body) AS text, conversation_id, seq FROM ({_CURRENT_TEXT}))
+    WHERE text != '';
+"""
+
+
+def rebuild(conn: sqlite3.Connection) -> int:
+    """Empty the index and fill it again from the log; the number of messages indexed. The
+    caller holds the transaction, so readers see the old index or the new one, never half."""
+    conn.execute("DELETE FROM message_search")
+    conn.execute(FILL_INDEX)
+    (count,) = conn.execute("SELECT count(*) FROM message_search").fetchone()
+    return int(count)
+
+
+def search(conn: sqlite3.Connection, user_id: str, match: str, *,
+           conversation_id: str | None, before: int | None, limit: int) -> list[SearchRow]:
+    """Hits newest first that `user_id` may read: in a conversation they are a member of, past
+    the seq they joined at. `before` is a cursor: only hits older than it."""
+    where = ["message_search MATCH ?"]
+    params: list[Any] = [user_id, match]
+    if conversation_id is not None:
+        where.append("s.conversation_id = ?")
+        params.append(conversation_id)
+    if before is not None:
+        where.append("s.rowid < ?")
+        params.append(before)
+    params.append(limit)
+    rows = conn.execute(
+        "SELECT s.rowid, s.conversation_id, s.seq FROM message_search AS s"
+        " JOIN members AS b ON b.conversation_id = s.conversation_id AND b.user_id = ?"
+        f" AND s.seq > b.joined_seq WHERE {' AND '.join(where)}"
+        " ORDER BY s.rowid DESC LIMIT ?", params).fetchall()
+    hits = []
+    for rowid, cid, seq in rows:
+        found = conn.execute(
+            "SELECT m.sender_id, m.ts, m.kind, coalesce((SELECT e.body FROM messages AS e"
+            " WHERE e.conversation_id = m.conversation_id AND e.target = m.seq"
+            " AND e.kind = 'edit' ORDER BY e.seq DESC LIMIT 1), m.body)"
+            " FROM messages AS m WHERE m.conversation_id = ? AND m.seq = ?",
+            (cid, seq)).fetchone()
+        hits.append(SearchRow(rowid, cid, seq, found[0], found[1], found[2], found[3]))
+    return hits
+
+
+def index_bytes(conn: sqlite3.Connection) -> int:
+    """The index's size on disk: its shadow tables' pages (needs the dbstat table)."""
+    (size,) = conn.execute(
+        "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name LIKE 'message_search%'"
+    ).fetchone()
+    return int(size)
