@@ -428,6 +428,9 @@ def append_message(conn: sqlite3.Connection, conversation_id: str, sender_id: st
         # in history and in every later catch-up.
         conn.execute("UPDATE messages SET body = '', media_id = NULL"
                      " WHERE conversation_id = ? AND seq = ?", (conversation_id, target))
+        # Its edits held its words too.
+        conn.execute("UPDATE messages SET body = '' WHERE conversation_id = ? AND target = ?"
+                     " AND kind = 'edit'", (conversation_id, target))
         search_index.unindex_message(conn, conversation_id, target)
     return message, True
 
