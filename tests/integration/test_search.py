@@ -4,12 +4,16 @@ how the index follows edits and deletes, non-Latin text, phrases, prefixes, pagi
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from typing import Any
 
 import httpx
 
-from ..conftest import Node, User, new_user
+from chatnode.client import RestClient
+
+from ..conftest import PASSWORD, Node, User, new_user
+from .test_lifecycle import chatnode, err, out
 
 
 async def search(user: User, q: str, **params: Any) -> dict[str, Any]:
@@ -266,3 +270,37 @@ async def test_history_around_never_shows_what_came_before_joining(node: Node, a
     page = await carol.rest.history(group, around=2, limit=10)
     assert [m["kind"] for m in page["messages"]] == ["system"]
     assert page["has_more"] is False
+
+
+# --- chatnode reindex ---------------------------------------------------------------------
+
+async def test_reindex_rebuilds_the_index_from_the_log(own_node: Node) -> None:
+    node = own_node.start()
+    alice, bob = await new_user(node, "alice"), await new_user(node, "bob")
+    cid = await direct(alice, bob)
+    kept = await send(alice, cid, "the lost index of kestrels")
+    edited = await send(alice, cid, "a draft about owls")
+    await send(alice, cid, "a final word about falcons", kind="edit", target=edited)
+    data_dir = str(own_node.data_dir)
+    refused = await chatnode("reindex", "--data-dir", data_dir)
+    assert refused.returncode == 1 and "in use by a running chatnode" in err(refused)
+    await alice.rest.aclose()
+    await bob.rest.aclose()
+    node.stop()
+
+    conn = sqlite3.connect(own_node.data_dir / "chatnode.db")
+    conn.execute("DELETE FROM message_search")  # an index that lost its rows
+    conn.commit()
+    conn.close()
+    rebuilt = await chatnode("reindex", "--data-dir", data_dir)
+    assert rebuilt.returncode == 0, err(rebuilt)
+    assert "2 messages indexed" in out(rebuilt)
+
+    node.restart()
+    async with RestClient(node.url) as rest:
+        await rest.login(bob.username, PASSWORD)
+        hits = await rest.request("GET", "/api/v1/search", params={"q": "kestrels"})
+        assert [h["seq"] for h in hits["hits"]] == [kept]
+        for q, want in (("falcons", [edited]), ("owls", [])):
+            page = await rest.request("GET", "/api/v1/search", params={"q": q})
+            assert [h["seq"] for h in page["hits"]] == want, q
