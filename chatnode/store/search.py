@@ -6,12 +6,17 @@ once edited) as `search_text.index_text` gives it. Its rowid is the message's ro
 descending, and a rowid is the paging cursor. Reactions, edits, deletes and system messages
 are never rows of their own; an edit replaces its target's row and a delete removes it.
 
+`scope` holds the conversation as one token, so a query is narrowed to the caller's
+conversations inside FTS5 itself: a common word is then cheap for someone who can read few of
+its messages. The members table still decides what may be read (joined_seq included).
+
 A PostgreSQL store implements the same functions (index_message, reindex_message,
 unindex_message, rebuild, search, index_bytes) on its own full-text search.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
@@ -19,19 +24,34 @@ from ..search_text import index_text
 from .records import SearchRow
 
 INDEXED_KINDS = ("text", "media")
+_NOT_ALNUM = re.compile("[^0-9A-Za-z]")
 
 # The migration that adds the index (appended to sqlite.MIGRATIONS, with FILL_INDEX).
 CREATE_INDEX = """
     CREATE VIRTUAL TABLE message_search USING fts5 (
-        text, conversation_id UNINDEXED, seq UNINDEXED,
+        text, scope, conversation_id UNINDEXED, seq UNINDEXED,
         tokenize = "unicode61 remove_diacritics 2"
     );
 """
 
 
+def scope_token(conversation_id: str) -> str:
+    """A conversation id as one token (unicode61 would split `c_12ab` at the underscore)."""
+    return _NOT_ALNUM.sub("", conversation_id)
+
+
 def register_functions(conn: sqlite3.Connection) -> None:
-    """`index_text(body)` in SQL, so a migration and `rebuild` index exactly as Python does."""
+    """`index_text(body)` and `scope_token(id)` in SQL, so a migration and `rebuild` index
+    exactly as Python does."""
     conn.create_function("index_text", 1, index_text, deterministic=True)
+    conn.create_function("scope_token", 1, scope_token, deterministic=True)
+
+
+def _insert(conn: sqlite3.Connection, rowid: int, conversation_id: str, seq: int,
+            text: str) -> None:
+    conn.execute("INSERT INTO message_search (rowid, text, scope, conversation_id, seq)"
+                 " VALUES (?, ?, ?, ?, ?)",
+                 (rowid, text, scope_token(conversation_id), conversation_id, seq))
 
 
 def index_message(conn: sqlite3.Connection, rowid: int, conversation_id: str, seq: int,
@@ -40,8 +60,7 @@ def index_message(conn: sqlite3.Connection, rowid: int, conversation_id: str, se
     if kind in INDEXED_KINDS:
         text = index_text(body)
         if text:
-            conn.execute("INSERT INTO message_search (rowid, text, conversation_id, seq)"
-                         " VALUES (?, ?, ?, ?)", (rowid, text, conversation_id, seq))
+            _insert(conn, rowid, conversation_id, seq, text)
 
 
 def _rowid_of(conn: sqlite3.Connection, conversation_id: str, seq: int) -> int | None:
@@ -66,26 +85,29 @@ def reindex_message(conn: sqlite3.Connection, conversation_id: str, seq: int,
     conn.execute("DELETE FROM message_search WHERE rowid = ?", (rowid,))
     text = index_text(body)
     if text:
-        conn.execute("INSERT INTO message_search (rowid, text, conversation_id, seq)"
-                     " VALUES (?, ?, ?, ?)", (rowid, text, conversation_id, seq))
+        _insert(conn, rowid, conversation_id, seq, text)
 
+
+# A message's latest edit. INDEXED BY: without statistics the planner would walk the whole
+# conversation backwards by seq to find it (or learn there is none).
+_LATEST_EDIT = """(SELECT e.body FROM messages AS e INDEXED BY messages_by_target
+    WHERE e.conversation_id = m.conversation_id AND e.target = m.seq AND e.kind = 'edit'
+    ORDER BY e.seq DESC LIMIT 1)"""
 
 # The current text of every searchable message: the latest edit's body, or its own; deleted
 # messages (a `delete` targets them) have none.
-_CURRENT_TEXT = """
+_CURRENT_TEXT = f"""
     SELECT m.rowid AS rowid, m.conversation_id AS conversation_id, m.seq AS seq,
-           coalesce((SELECT e.body FROM messages AS e WHERE e.conversation_id = m.conversation_id
-                     AND e.target = m.seq AND e.kind = 'edit' ORDER BY e.seq DESC LIMIT 1),
-                    m.body) AS body
+           coalesce({_LATEST_EDIT}, m.body) AS body
     FROM messages AS m
     WHERE m.kind IN ('text', 'media') AND NOT EXISTS (
-        SELECT 1 FROM messages AS d WHERE d.conversation_id = m.conversation_id
-        AND d.target = m.seq AND d.kind = 'delete')
+        SELECT 1 FROM messages AS d INDEXED BY messages_by_target
+        WHERE d.conversation_id = m.conversation_id AND d.target = m.seq AND d.kind = 'delete')
 """
 
 FILL_INDEX = f"""
-    INSERT INTO message_search (rowid, text, conversation_id, seq)
-    SELECT rowid, text, conversation_id, seq FROM (
+    INSERT INTO message_search (rowid, text, scope, conversation_id, seq)
+    SELECT rowid, text, scope_token(conversation_id), conversation_id, seq FROM (
         SELECT rowid, index_text(body) AS text, conversation_id, seq FROM ({_CURRENT_TEXT}))
     WHERE text != '';
 """
@@ -103,27 +125,33 @@ def rebuild(conn: sqlite3.Connection) -> int:
 def search(conn: sqlite3.Connection, user_id: str, match: str, *,
            conversation_id: str | None, before: int | None, limit: int) -> list[SearchRow]:
     """Hits newest first that `user_id` may read: in a conversation they are a member of, past
-    the seq they joined at. `before` is a cursor: only hits older than it."""
-    where = ["message_search MATCH ?"]
-    params: list[Any] = [user_id, match]
+    the seq they joined at. `match` is a MATCH expression on the text (search_text builds it);
+    `before` is a cursor: only hits older than it."""
     if conversation_id is not None:
-        where.append("s.conversation_id = ?")
-        params.append(conversation_id)
+        scopes = [conversation_id]
+    else:
+        scopes = [row[0] for row in conn.execute(
+            "SELECT conversation_id FROM members WHERE user_id = ?", (user_id,))]
+    if not scopes:
+        return []
+    within = " OR ".join(f'"{scope_token(cid)}"' for cid in scopes)
+    params: list[Any] = [f"{{text}} : ({match}) AND {{scope}} : ({within})", user_id]
+    older = ""
     if before is not None:
-        where.append("s.rowid < ?")
+        older = " AND s.rowid < ?"
         params.append(before)
     params.append(limit)
+    # Driven by FTS5 in rowid order, newest first, so LIMIT stops the scan early.
     rows = conn.execute(
         "SELECT s.rowid, s.conversation_id, s.seq FROM message_search AS s"
-        " JOIN members AS b ON b.conversation_id = s.conversation_id AND b.user_id = ?"
-        f" AND s.seq > b.joined_seq WHERE {' AND '.join(where)}"
-        " ORDER BY s.rowid DESC LIMIT ?", params).fetchall()
+        " WHERE message_search MATCH ? AND EXISTS (SELECT 1 FROM members AS b"
+        " WHERE b.conversation_id = s.conversation_id AND b.user_id = ?"
+        f" AND b.joined_seq < s.seq){older} ORDER BY s.rowid DESC LIMIT ?",
+        params).fetchall()
     hits = []
     for rowid, cid, seq in rows:
         found = conn.execute(
-            "SELECT m.sender_id, m.ts, m.kind, coalesce((SELECT e.body FROM messages AS e"
-            " WHERE e.conversation_id = m.conversation_id AND e.target = m.seq"
-            " AND e.kind = 'edit' ORDER BY e.seq DESC LIMIT 1), m.body)"
+            f"SELECT m.sender_id, m.ts, m.kind, coalesce({_LATEST_EDIT}, m.body)"
             " FROM messages AS m WHERE m.conversation_id = ? AND m.seq = ?",
             (cid, seq)).fetchone()
         hits.append(SearchRow(rowid, cid, seq, found[0], found[1], found[2], found[3]))
