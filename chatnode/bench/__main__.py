@@ -50,6 +50,7 @@ def machine() -> dict[str, Any]:
 @click.option("--messages", default=1_000_000, show_default=True,
               help="search: messages in the store.")
 @click.option("--queries", default=500, show_default=True, help="search: queries timed.")
+@click.option("--search-users", default=40, show_default=True, help="search: users.")
 def main(scenarios: tuple[str, ...], url: str | None, pid: int | None, json_path: str | None,
          **options: Any) -> None:
     """Load a chatnode and report. SCENARIOS: pairs, max, idle, catchup, ingest, group,

@@ -41,6 +41,7 @@ class Options:
     max_p99_ms: float = 100
     messages: int = 1_000_000
     queries: int = 500
+    search_users: int = 40
 
 
 def mb(value: int | None) -> float | None:

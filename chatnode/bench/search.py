@@ -41,7 +41,6 @@ QUERIES = [  # (share, kind); the words are drawn when each query is made
     (30, "word"), (15, "rare"), (15, "two words"), (10, "phrase"), (10, "prefix"),
     (5, "accent"), (5, "non-latin"), (5, "none"), (5, "needle")]
 CHUNK = 20_000
-USERS = 40
 
 
 def message_text(rng: random.Random, rare: list[str]) -> str:
@@ -57,8 +56,9 @@ def conversations_plan(rng: random.Random, users: list[dict[str, Any]]
     """Who talks with whom: a direct chat for each neighbouring pair and a dozen groups. The
     last few users have a single direct chat: the slow case, a common word with few hits."""
     plan = [[users[i], users[i + 1]] for i in range(0, len(users) - 1)]
+    talkative = users[: max(3, len(users) - 4)]
     for _ in range(12):
-        plan.append(rng.sample(users[: len(users) - 4], rng.randint(3, 12)))
+        plan.append(rng.sample(talkative, rng.randint(3, min(12, len(talkative)))))
     return plan
 
 
@@ -67,7 +67,7 @@ async def search(node: NodeUnderTest, o: Any, checks: Checks) -> dict[str, Any]:
         checks.expect(False, "search: needs a node of its own (its store is prepared on disk)")
         return {}
     rng = random.Random(10)
-    users = await prepare.users(node.url, USERS, prefix="s")
+    users = await prepare.users(node.url, max(6, o.search_users), prefix="s")
     plan = conversations_plan(rng, users)
     ids = []
     async with httpx.AsyncClient(base_url=node.url, timeout=60) as http:
