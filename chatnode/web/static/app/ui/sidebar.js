@@ -5,6 +5,7 @@ import { conversationTitle, preview, shortTime } from '../format.js';
 import { tickOf } from '../fold.js';
 import { askForNotifications, notificationsSupported, subscribeToPush } from '../notify.js';
 import { Tick } from './tick.js';
+import { Search } from './search.js';
 
 const CONNECTION_TEXT = { online: 'Online', connecting: 'Connecting…', offline: 'Offline' };
 
@@ -22,6 +23,7 @@ export function Sidebar({ state }) {
           Log out</button>
       </header>
       <${PushPreviewSetting} state=${state} />
+      <${Search} state=${state} />
       <div class="actions">
         <button type="button" data-testid="new-chat" aria-expanded=${form === 'chat'}
           onClick=${() => toggle('chat')}>New chat</button>
