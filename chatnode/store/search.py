@@ -141,21 +141,18 @@ def search(conn: sqlite3.Connection, user_id: str, match: str, *,
         older = " AND s.rowid < ?"
         params.append(before)
     params.append(limit)
-    # Driven by FTS5 in rowid order, newest first, so LIMIT stops the scan early.
+    # Driven by FTS5 in rowid order, newest first, so LIMIT stops the scan early; only then
+    # are the hits' messages (and latest edits) read.
     rows = conn.execute(
-        "SELECT s.rowid, s.conversation_id, s.seq FROM message_search AS s"
-        " WHERE message_search MATCH ? AND EXISTS (SELECT 1 FROM members AS b"
-        " WHERE b.conversation_id = s.conversation_id AND b.user_id = ?"
-        f" AND b.joined_seq < s.seq){older} ORDER BY s.rowid DESC LIMIT ?",
+        "WITH hits AS MATERIALIZED (SELECT s.rowid AS cursor, s.conversation_id, s.seq"
+        " FROM message_search AS s WHERE message_search MATCH ? AND EXISTS (SELECT 1"
+        " FROM members AS b WHERE b.conversation_id = s.conversation_id AND b.user_id = ?"
+        f" AND b.joined_seq < s.seq){older} ORDER BY s.rowid DESC LIMIT ?)"
+        " SELECT h.cursor, m.conversation_id, m.seq, m.sender_id, m.ts, m.kind,"
+        f" coalesce({_LATEST_EDIT}, m.body) FROM hits AS h JOIN messages AS m"
+        " ON m.conversation_id = h.conversation_id AND m.seq = h.seq ORDER BY h.cursor DESC",
         params).fetchall()
-    hits = []
-    for rowid, cid, seq in rows:
-        found = conn.execute(
-            f"SELECT m.sender_id, m.ts, m.kind, coalesce({_LATEST_EDIT}, m.body)"
-            " FROM messages AS m WHERE m.conversation_id = ? AND m.seq = ?",
-            (cid, seq)).fetchone()
-        hits.append(SearchRow(rowid, cid, seq, found[0], found[1], found[2], found[3]))
-    return hits
+    return [SearchRow(*row) for row in rows]
 
 
 def index_bytes(conn: sqlite3.Connection) -> int:
