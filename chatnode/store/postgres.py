@@ -27,7 +27,11 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 
 # schema_pg.sql is version 2, SQLite's schema.sql with its migration 2, so the two stores keep
 # the same version numbers. Each entry takes the schema one version further, from 2 on.
-MIGRATIONS: list[str] = []
+MIGRATIONS: list[str] = [
+    # 3: SQLite's search index (store/search.py, FTS5). PostgreSQL's twin, its own full-text
+    # table written with each message, is not built yet; this step keeps the numbering alike.
+    "SELECT 1",
+]
 BASE_VERSION = 2
 SCHEMA_VERSION = BASE_VERSION + len(MIGRATIONS)
 # The advisory lock that makes migrating one process's job at a time: whoever opens the store
