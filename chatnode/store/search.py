@@ -8,7 +8,9 @@ are never rows of their own; an edit replaces its target's row and a delete remo
 
 `scope` holds the conversation as one token, so a query is narrowed to the caller's
 conversations inside FTS5 itself: a common word is then cheap for someone who can read few of
-its messages. The members table still decides what may be read (joined_seq included).
+its messages. That narrowing costs in proportion to the messages of those conversations, so
+above SCOPED_UP_TO of them it is left out: such a reader finds hits densely anyway. Either way
+the members table decides what may be read (joined_seq included).
 
 A PostgreSQL store implements the same functions (index_message, reindex_message,
 unindex_message, rebuild, search, index_bytes) on its own full-text search.
@@ -24,6 +26,9 @@ from ..search_text import index_text
 from .records import SearchRow
 
 INDEXED_KINDS = ("text", "media")
+# Readers of at most this many messages get their query narrowed to their conversations in
+# FTS5 (measured on 200,000 messages: from 20 ms to 1 ms for a reader of two direct chats).
+SCOPED_UP_TO = 100_000
 _NOT_ALNUM = re.compile("[^0-9A-Za-z]")
 
 # The migration that adds the index (appended to sqlite.MIGRATIONS, with FILL_INDEX).
@@ -127,18 +132,25 @@ def search(conn: sqlite3.Connection, user_id: str, match: str, *,
     """Hits newest first that `user_id` may read: in a conversation they are a member of, past
     the seq they joined at. `match` is a MATCH expression on the text (search_text builds it);
     `before` is a cursor: only hits older than it."""
+    readable = dict(conn.execute(
+        "SELECT m.conversation_id, c.last_seq - m.joined_seq FROM members AS m"
+        " JOIN conversations AS c USING (conversation_id) WHERE m.user_id = ?", (user_id,)))
     if conversation_id is not None:
-        scopes = [conversation_id]
-    else:
-        scopes = [row[0] for row in conn.execute(
-            "SELECT conversation_id FROM members WHERE user_id = ?", (user_id,))]
-    if not scopes:
+        readable = {conversation_id: readable[conversation_id]} \
+            if conversation_id in readable else {}
+    if not readable:
         return []
-    within = " OR ".join(f'"{scope_token(cid)}"' for cid in scopes)
-    params: list[Any] = [f"{{text}} : ({match}) AND {{scope}} : ({within})", user_id]
-    older = ""
+    expression = f"{{text}} : ({match})"
+    if sum(readable.values()) <= SCOPED_UP_TO:
+        within = " OR ".join(f'"{scope_token(cid)}"' for cid in readable)
+        expression += f" AND {{scope}} : ({within})"
+    params: list[Any] = [expression, user_id]
+    narrower = ""
+    if conversation_id is not None:
+        narrower += " AND s.conversation_id = ?"
+        params.append(conversation_id)
     if before is not None:
-        older = " AND s.rowid < ?"
+        narrower += " AND s.rowid < ?"
         params.append(before)
     params.append(limit)
     # Driven by FTS5 in rowid order, newest first, so LIMIT stops the scan early; only then
@@ -147,7 +159,7 @@ def search(conn: sqlite3.Connection, user_id: str, match: str, *,
         "WITH hits AS MATERIALIZED (SELECT s.rowid AS cursor, s.conversation_id, s.seq"
         " FROM message_search AS s WHERE message_search MATCH ? AND EXISTS (SELECT 1"
         " FROM members AS b WHERE b.conversation_id = s.conversation_id AND b.user_id = ?"
-        f" AND b.joined_seq < s.seq){older} ORDER BY s.rowid DESC LIMIT ?)"
+        f" AND b.joined_seq < s.seq){narrower} ORDER BY s.rowid DESC LIMIT ?)"
         " SELECT h.cursor, m.conversation_id, m.seq, m.sender_id, m.ts, m.kind,"
         f" coalesce({_LATEST_EDIT}, m.body) FROM hits AS h JOIN messages AS m"
         " ON m.conversation_id = h.conversation_id AND m.seq = h.seq ORDER BY h.cursor DESC",

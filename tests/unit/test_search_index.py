@@ -126,3 +126,39 @@ def test_a_version_2_store_is_indexed_when_migrated(tmp_path: Path) -> None:
                                conversation_id=None, before=None, limit=10)
     assert [(r.seq, r.body) for r in rows] == [(1, "written before search")]
     conn.close()
+
+
+@pytest.mark.parametrize("scoped_up_to", [0, search_index.SCOPED_UP_TO])
+def test_both_ways_of_searching_keep_to_the_readers_window(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scoped_up_to: int) -> None:
+    """Narrowed in FTS5 to the reader's conversations or not (a reader of many messages), a
+    search finds only messages of the reader's conversations, written after they joined."""
+    monkeypatch.setattr(search_index, "SCOPED_UP_TO", scoped_up_to)
+    conn = sql.open_database(tmp_path)
+    ann, ben, cat = (sql.insert_user(conn, name, None, "x").user_id
+                     for name in ("ann", "ben", "cat"))
+    group, _ = sql.insert_conversation(conn, "group", "g", ann, [ben])
+    other, _ = sql.insert_conversation(conn, "direct", None, ann, [cat])
+    gid = group.conversation_id
+    ids = itertools.count()
+
+    def say(cid: str, sender: str, body: str) -> int:
+        return sql.append_message(conn, cid, sender, f"m{next(ids)}", "text", body, None,
+                                  None, None)[0].seq
+
+    early = say(gid, ann, "otter early")
+    say(other.conversation_id, ann, "otter elsewhere")
+    sql.change_membership(conn, gid, ann, "add", cat, 10)
+    late = say(gid, ben, "otter late")
+    match = match_expression(parse_query("otter"))
+
+    def found(user: str, conversation_id: str | None = None) -> list[tuple[str, int]]:
+        rows = search_index.search(conn, user, match, conversation_id=conversation_id,
+                                   before=None, limit=10)
+        return [(r.conversation_id, r.seq) for r in rows]
+
+    assert found(ben) == [(gid, late), (gid, early)]
+    assert found(cat) == [(gid, late), (other.conversation_id, 1)]
+    assert found(cat, gid) == [(gid, late)]
+    assert found(ben, other.conversation_id) == []
+    conn.close()
