@@ -5,6 +5,8 @@ once edited) as `search_text.index_text` gives it. Its rowid is the message's ro
 `messages`, which only grows, so rowid order is commit order: newest first is rowid
 descending, and a rowid is the paging cursor. Reactions, edits, deletes and system messages
 are never rows of their own; an edit replaces its target's row and a delete removes it.
+(A VACUUM may renumber the rowids of `messages`, which has no INTEGER PRIMARY KEY: chatnode
+never runs one, and after one run by hand, `chatnode reindex` puts the index right.)
 
 `scope` holds the conversation as one token, so a query is narrowed to the caller's
 conversations inside FTS5 itself: a common word is then cheap for someone who can read few of
@@ -13,7 +15,8 @@ above SCOPED_UP_TO of them it is left out: such a reader finds hits densely anyw
 the members table decides what may be read (joined_seq included).
 
 A PostgreSQL store implements the same functions (index_message, reindex_message,
-unindex_message, rebuild, search, index_bytes) on its own full-text search.
+unindex_message, rebuild, search, index_bytes) on its own full-text search; `search` takes
+the parsed phrases, so each store writes its own query syntax from them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import re
 import sqlite3
 from typing import Any
 
-from ..search_text import index_text
+from ..search_text import Phrase, index_text, match_expression
 from .records import SearchRow
 
 INDEXED_KINDS = ("text", "media")
@@ -127,11 +130,11 @@ def rebuild(conn: sqlite3.Connection) -> int:
     return int(count)
 
 
-def search(conn: sqlite3.Connection, user_id: str, match: str, *,
+def search(conn: sqlite3.Connection, user_id: str, phrases: list[Phrase], *,
            conversation_id: str | None, before: int | None, limit: int) -> list[SearchRow]:
     """Hits newest first that `user_id` may read: in a conversation they are a member of, past
-    the seq they joined at. `match` is a MATCH expression on the text (search_text builds it);
-    `before` is a cursor: only hits older than it."""
+    the seq they joined at. `phrases` (search_text.parse_query) must all match; `before` is a
+    cursor: only hits older than it."""
     readable = dict(conn.execute(
         "SELECT m.conversation_id, c.last_seq - m.joined_seq FROM members AS m"
         " JOIN conversations AS c USING (conversation_id) WHERE m.user_id = ?", (user_id,)))
@@ -140,7 +143,7 @@ def search(conn: sqlite3.Connection, user_id: str, match: str, *,
             if conversation_id in readable else {}
     if not readable:
         return []
-    expression = f"{{text}} : ({match})"
+    expression = f"{{text}} : ({match_expression(phrases)})"
     if sum(readable.values()) <= SCOPED_UP_TO:
         within = " OR ".join(f'"{scope_token(cid)}"' for cid in readable)
         expression += f" AND {{scope}} : ({within})"

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..protocol import MAX_SEQ, ChatError, ErrorCode, SearchHit, SearchPage
-from ..search_text import QueryError, match_expression, parse_query, snippet
+from ..search_text import QueryError, parse_query, snippet
 from ..store import search as search_index
 from .responses import json_response
 
@@ -45,7 +45,7 @@ class SearchApi:
         limit = self._int(params.get("limit"), "limit", SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT)
         before = self._int(params.get("before"), "before", None, MAX_SEQ)
         rows = await self.api.service.store.read(
-            search_index.search, device.user_id, match_expression(phrases),
+            search_index.search, device.user_id, phrases,
             conversation_id=conversation_id, before=before, limit=limit + 1)
         hits = []
         for row in rows[:limit]:

@@ -122,8 +122,8 @@ def test_a_version_2_store_is_indexed_when_migrated(tmp_path: Path) -> None:
     conn = sql.open_database(tmp_path)
     assert conn.execute("PRAGMA user_version").fetchone() == (sql.SCHEMA_VERSION,)
     assert indexed(conn) == [(cid, 1, "written before search")]
-    rows = search_index.search(conn, ann, match_expression(parse_query("before")),
-                               conversation_id=None, before=None, limit=10)
+    rows = search_index.search(conn, ann, parse_query("before"), conversation_id=None,
+                               before=None, limit=10)
     assert [(r.seq, r.body) for r in rows] == [(1, "written before search")]
     conn.close()
 
@@ -150,10 +150,10 @@ def test_both_ways_of_searching_keep_to_the_readers_window(
     say(other.conversation_id, ann, "otter elsewhere")
     sql.change_membership(conn, gid, ann, "add", cat, 10)
     late = say(gid, ben, "otter late")
-    match = match_expression(parse_query("otter"))
+    otter = parse_query("otter")
 
     def found(user: str, conversation_id: str | None = None) -> list[tuple[str, int]]:
-        rows = search_index.search(conn, user, match, conversation_id=conversation_id,
+        rows = search_index.search(conn, user, otter, conversation_id=conversation_id,
                                    before=None, limit=10)
         return [(r.conversation_id, r.seq) for r in rows]
 
