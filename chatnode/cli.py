@@ -1,5 +1,5 @@
-"""The `chatnode` command: serve, the admin's user commands, check, backup, restore and
-migrate (a single node into a cluster).
+"""The `chatnode` command: serve, the admin's user commands, check, backup, restore, reindex
+and migrate (a single node into a cluster).
 
 The user commands open the database directly, so they work with or without a node running on
 the same data directory (SQLite's WAL lets them write alongside it), and on a cluster's
@@ -158,6 +158,35 @@ def backup_command(target: str, config_file: str | None, data_dir: str | None) -
         raise click.ClickException(str(exc)) from None
     click.echo(f"backed up {users} users, {conversations} conversations and {messages}"
                f" messages to {target}; copy {Path(config.data_dir) / 'media'} for uploads")
+
+
+@main.command()
+@_config_option
+@_data_dir_option
+def reindex(config_file: str | None, data_dir: str | None) -> None:
+    """Rebuild the search index from the log, in one transaction (stop the node first)."""
+    from .server import DataDirInUse, data_dir_lock
+    from .store import search as search_index
+
+    config = _load(config_file, data_dir=data_dir)
+    _refuse_postgres(config, "reindex")
+    database = Path(config.data_dir) / sql.DB_FILE
+    if not database.exists():
+        raise click.ClickException(f"no store at {database}")
+    # Refused beside a running node: the rebuild holds the store's one write lock until it
+    # commits, longer than the node waits for it on a big store, so its sends would fail.
+    try:
+        with data_dir_lock(Path(config.data_dir)):
+            conn = sql.open_database(Path(config.data_dir))
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                count = search_index.rebuild(conn)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+    except DataDirInUse as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"search index rebuilt: {count} messages indexed")
 
 
 @main.command("restore")

@@ -333,6 +333,29 @@ class FoldedHistoryPage(Struct):
     has_more: bool
 
 
+class SearchHit(Struct):
+    """A message that matches a search. `snippet` is its current text, cut to about 160
+    characters around the first match ("…" where it was cut); `marks` are the matched ranges
+    in it as [start, end) offsets in Unicode code points (what `Array.from(snippet)` indexes),
+    so a client shows them without ever parsing the text as markup."""
+
+    conversation_id: str
+    seq: int
+    sender_id: str
+    ts: int
+    kind: str
+    snippet: str
+    marks: list[tuple[int, int]]
+
+
+class SearchPage(Struct):
+    """Hits newest first. `next_before` is the cursor of the next (older) page, passed back as
+    `before`; null when there is no more."""
+
+    hits: list[SearchHit]
+    next_before: int | None
+
+
 PushPreview = Literal["full", "sender", "none"]
 Base64Url = Annotated[str, Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]+=*$")]
 PushEndpoint = Annotated[str, Meta(min_length=1, max_length=2048)]
@@ -534,7 +557,7 @@ REST_BODIES = (
     AddMemberRequest, SetRoleRequest, RenameRequest, SendRequest, ConversationInfo,
     ConversationList, HistoryPage, FoldedHistoryPage, MediaInfo, EmptyResponse, HealthStatus,
     ErrorResponse, Me, MeUpdate, WebPushTarget, UnifiedPushTarget, NtfyTarget, PushTargetInfo,
-    PushKey, PasswordChange, PasswordChanged, DeviceInfo, DeviceList,
+    PushKey, PasswordChange, PasswordChanged, DeviceInfo, DeviceList, SearchPage,
 )
 
 

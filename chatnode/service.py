@@ -366,18 +366,27 @@ class ChatService:
         return infos
 
     async def history(self, user_id: str, conversation_id: str, *, before: int | None,
-                      after: int | None, limit: int, folded: bool = False
-                      ) -> HistoryPage | FoldedHistoryPage:
+                      after: int | None, limit: int, folded: bool = False,
+                      around: int | None = None) -> HistoryPage | FoldedHistoryPage:
         """A page of the log; `folded` gives the view with edits and reactions folded in
-        (paging still counts the log's seqs, so a folded page may hold fewer messages)."""
+        (paging still counts the log's seqs, so a folded page may hold fewer messages).
+        `around` (a search hit) gives the page centred on that seq instead."""
         if self.cluster is not None:
             await self.know(conversation_id, user_id)
         conv = self.engine.conversation_for(user_id, conversation_id)
         if not 1 <= limit <= HISTORY_MAX_LIMIT:
             raise ChatError(ErrorCode.INVALID, f"limit must be 1 to {HISTORY_MAX_LIMIT}")
-        messages, has_more = await self.store.read(
-            sql.history, conversation_id, before=before, after=after, limit=limit,
-            min_seq=conv.members[user_id].joined_seq)
+        min_seq = conv.members[user_id].joined_seq
+        if around is not None:
+            if before is not None or after is not None:
+                raise ChatError(ErrorCode.INVALID, "around goes without before and after")
+            messages, has_more = await self.store.read(
+                sql.history_around, conversation_id, around=around, limit=limit,
+                min_seq=min_seq)
+        else:
+            messages, has_more = await self.store.read(
+                sql.history, conversation_id, before=before, after=after, limit=limit,
+                min_seq=min_seq)
         if not folded:
             return HistoryPage(messages, has_more)
         events = await self.store.read(sql.events_targeting, conversation_id,

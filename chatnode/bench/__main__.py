@@ -17,7 +17,7 @@ from .report import print_report
 from .scenarios import SCENARIOS, Options
 from .stats import Checks
 
-ORDER = ["pairs", "max", "idle", "catchup", "ingest", "group", "transport"]
+ORDER = ["pairs", "max", "idle", "catchup", "ingest", "group", "transport", "search"]
 
 
 def machine() -> dict[str, Any]:
@@ -47,10 +47,14 @@ def machine() -> dict[str, Any]:
 @click.option("--members", default=256, show_default=True, help="group: members.")
 @click.option("--group-senders", default=4, show_default=True)
 @click.option("--group-rate", default=200.0, show_default=True, help="group: messages/s.")
+@click.option("--messages", default=1_000_000, show_default=True,
+              help="search: messages in the store.")
+@click.option("--queries", default=500, show_default=True, help="search: queries timed.")
+@click.option("--search-users", default=40, show_default=True, help="search: users.")
 def main(scenarios: tuple[str, ...], url: str | None, pid: int | None, json_path: str | None,
          **options: Any) -> None:
     """Load a chatnode and report. SCENARIOS: pairs, max, idle, catchup, ingest, group,
-    transport, all."""
+    transport, search, all."""
     chosen = ORDER if "all" in scenarios or not scenarios else \
         [s for s in ORDER if s in scenarios]
     o = Options(**options)

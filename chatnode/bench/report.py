@@ -44,6 +44,13 @@ ROWS: list[tuple[str, str, str]] = [
     ("transport", "out_frames_per_core_s", "transport: frames out per core-second"),
     ("transport", "connect_per_s", "transport: new connections/s"),
     ("transport", "server_cpu_us_per_connect", "transport: CPU per connection (µs)"),
+    ("search", "messages", "search: messages in the store"),
+    ("search", "prepare_s", "search: writing and indexing them (s)"),
+    ("search", "latency_ms.p50", "search: query p50 (ms)"),
+    ("search", "latency_ms.p99", "search: query p99 (ms)"),
+    ("search", "hits_per_query", "search: hits per query (mean)"),
+    ("search", "database_mb", "search: database (MB)"),
+    ("search", "index_share", "search: index's share of the database"),
 ]
 
 

@@ -72,3 +72,16 @@ class CatchupRange(Struct, array_like=True):
     conversation_id: str
     lo: int
     hi: int
+
+
+class SearchRow(Struct):
+    """A search hit as the store finds it: `cursor` orders hits (newest is largest) and pages
+    them; `body` is the message's current text (after its latest edit)."""
+
+    cursor: int
+    conversation_id: str
+    seq: int
+    sender_id: str
+    ts: int
+    kind: str
+    body: str

@@ -22,6 +22,7 @@ import trio
 
 from ..protocol import ChatError, ErrorCode, Message
 from . import checkpoint as wal
+from . import search as search_index
 from .checkpoint import WAL_SIZE_LIMIT_BYTES, CheckpointResult, tune_write_connection
 from .records import (
     CatchupRange,
@@ -60,6 +61,8 @@ MIGRATIONS = [
     ALTER TABLE users ADD COLUMN avatar_id TEXT;
     CREATE INDEX users_by_avatar ON users (avatar_id) WHERE avatar_id IS NOT NULL;
     """,
+    # 4: the search index (store/search.py), filled from the log already there.
+    search_index.CREATE_INDEX + search_index.FILL_INDEX,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 READ_CHUNK_ROWS = 1000
@@ -92,6 +95,7 @@ def connect(path: Path, *, durability: Durability = "full", read_only: bool = Fa
     # FULL syncs the WAL on every commit: an acknowledged message survives power loss.
     conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys = ON")
+    search_index.register_functions(conn)
     if read_only:
         conn.execute("PRAGMA query_only = 1")
     return conn
@@ -122,10 +126,11 @@ def open_database(data_dir: Path, durability: Durability = "full") -> sqlite3.Co
 
 
 def table_columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
-    """Every table's columns in order: what the PostgreSQL schema must match."""
+    """Every table's columns in order: what the PostgreSQL schema must match. The search index
+    is left out: each store builds its own (FTS5 here)."""
     tables = [row[0] for row in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        " ORDER BY name")]
+        " AND name NOT LIKE 'message_search%' ORDER BY name")]
     return {table: [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
             for table in tables}
 
@@ -500,17 +505,25 @@ def append_message(conn: sqlite3.Connection, conversation_id: str, sender_id: st
     ).fetchone()
     message = Message(conversation_id, seq, sender_id, client_msg_id, kind, body, ts,
                       media_id, reply_to, target)
-    conn.execute(
+    inserted = conn.execute(
         f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (conversation_id, seq, sender_id, client_msg_id, kind, body, ts, media_id, reply_to,
          target),
     )
     advance_markers(conn, conversation_id, sender_id, seq, seq)
-    if kind == "delete":
+    # The search index moves in the same transaction as the log, so it cannot drift from it.
+    search_index.index_message(conn, inserted.lastrowid or 0, conversation_id, seq, kind, body)
+    if kind == "edit" and target is not None:
+        search_index.reindex_message(conn, conversation_id, target, body)
+    if kind == "delete" and target is not None:
         # The log stays append-only, but a deleted message's content is gone for everyone,
         # in history and in every later catch-up.
         conn.execute("UPDATE messages SET body = '', media_id = NULL"
                      " WHERE conversation_id = ? AND seq = ?", (conversation_id, target))
+        # Its edits held its words too.
+        conn.execute("UPDATE messages SET body = '' WHERE conversation_id = ? AND target = ?"
+                     " AND kind = 'edit'", (conversation_id, target))
+        search_index.unindex_message(conn, conversation_id, target)
     return message, True
 
 
@@ -739,6 +752,21 @@ def history(conn: sqlite3.Connection, conversation_id: str, *, before: int | Non
     ).fetchall()
     page = [_message(r) for r in reversed(rows[:limit])]
     return page, len(rows) > limit
+
+
+def history_around(conn: sqlite3.Connection, conversation_id: str, *, around: int,
+                   limit: int, min_seq: int) -> tuple[list[Message], bool]:
+    """The page that holds `around` in its middle: up to half of `limit` below it, the rest at
+    and above it (more below when the log ends sooner). `has_more` says whether older messages
+    remain below the page, as for a page without `after`; newer ones are paged with `after`."""
+    start = max(around, min_seq + 1)
+    newer = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?"
+        " AND seq >= ? ORDER BY seq LIMIT ?", (conversation_id, start, limit)).fetchall()
+    older, has_more = history(conn, conversation_id, before=start, after=None,
+                              limit=limit - min(len(newer), limit - limit // 2),
+                              min_seq=min_seq)
+    return older + [_message(r) for r in newer[:limit - len(older)]], has_more
 
 
 def events_targeting(conn: sqlite3.Connection, conversation_id: str, seqs: list[int],

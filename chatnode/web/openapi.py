@@ -40,6 +40,7 @@ from ..protocol import (
     PushTargetInfo,
     RegisterRequest,
     RenameRequest,
+    SearchPage,
     SendRequest,
     Sent,
     Seq,
@@ -48,7 +49,9 @@ from ..protocol import (
     UserInfo,
     WebPushTarget,
 )
+from ..search_text import QUERY_MAX_CHARS
 from ..service import HISTORY_MAX_LIMIT
+from .search_api import SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT
 
 JSON = "application/json"
 BINARY = "binary"  # a raw file, in or out
@@ -213,12 +216,32 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         query=(
             Query("before", _SEQ_SCHEMA, "only seqs below this one (the latest page below it)"),
             Query("after", _SEQ_SCHEMA, "only seqs above this one (the first page above it)"),
+            Query("around", _SEQ_SCHEMA, "the page centred on this seq (e.g. a search hit):"
+                  " half of `limit` below it, the rest from it up; not with before or after"),
             Query("limit", {"type": "integer", "minimum": 1, "maximum": HISTORY_MAX_LIMIT,
                             "default": 50}, "most messages in the page"),
             Query("fold", {"type": "boolean", "default": False},
                   "fold edits and reactions into the messages they target"),
         ),
         description="With `fold=true` a FoldedHistoryPage, otherwise a HistoryPage."),
+    ("GET", f"{V1}/search"): Operation(
+        "Messages you may read that match a query, newest first",
+        {200: SearchPage}, (*_AUTH, 400, 403),
+        query=(
+            Query("q", {"type": "string", "minLength": 1, "maxLength": QUERY_MAX_CHARS},
+                  "words (all must match), \"quoted phrases\" and prefix* terms; case and"
+                  " accents do not matter"),
+            Query("conversation_id", {"type": "string"}, "only this conversation"),
+            Query("before", {"type": "integer", "minimum": 1},
+                  "the `next_before` of the previous page: only older hits"),
+            Query("limit", {"type": "integer", "minimum": 1, "maximum": SEARCH_MAX_LIMIT,
+                            "default": SEARCH_DEFAULT_LIMIT}, "most hits in the page"),
+        ),
+        description="Only messages of conversations you are a member of, written after you"
+                    " joined; text and media captions, in their current (edited) text,"
+                    " never deleted ones. 400 `invalid` for an empty or over-long query, one"
+                    " with nothing to search for, or a bad limit or cursor; 403 for a"
+                    " `conversation_id` you are not a member of."),
     ("POST", f"{V1}/conversations/{{cid}}/messages"): Operation(
         "Send a message: the same path as the WebSocket `send` frame",
         {201: Sent, 200: Sent}, (*_AUTH, *_JSON_BODY, 403, 429, *_WRITES), body=SendRequest,

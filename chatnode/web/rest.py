@@ -51,6 +51,7 @@ from .openapi import openapi_document
 from .paced import paced
 from .push_api import PushApi
 from .responses import json_response
+from .search_api import SearchApi
 
 HEALTH_TIMEOUT_S = 5
 
@@ -96,6 +97,7 @@ class Api:
             Route(f"{v1}/schema.json", self.schema, methods=["GET"]),
             Route(f"{v1}/openapi.json", self.openapi, methods=["GET"]),
             *PushApi(self).routes(v1),
+            *SearchApi(self).routes(v1),
             Route(f"{v1}/me", self.update_me, methods=["PATCH"]),
             *AccountApi(self).routes(v1),
             Route("/healthz", self.healthz, methods=["GET"]),
@@ -240,6 +242,7 @@ class Api:
             device.user_id, request.path_params["cid"],
             before=self._seq_param(request, "before", None),
             after=self._seq_param(request, "after", None),
+            around=self._seq_param(request, "around", None),
             limit=self._seq_param(request, "limit", 50) or 0,
             folded=self._flag(request, "fold"),
         )

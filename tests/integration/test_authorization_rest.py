@@ -137,12 +137,16 @@ MATRIX: dict[tuple[str, str], Row] = {
                       Attempt({"uid": w.alice.user_id}, {"role": "member"})]),
     ("GET", f"{V1}/conversations/{{cid}}/messages"): OnConversation(
         lambda w, a: [Attempt(), Attempt(query={"after": "0", "limit": "200"}),
-                      Attempt(query={"fold": "true"})]),
+                      Attempt(query={"fold": "true"}), Attempt(query={"around": "1"})]),
     ("POST", f"{V1}/conversations/{{cid}}/messages"): OnConversation(
         lambda w, a: [Attempt(body={"client_msg_id": "intrude", "body": "let me in"}),
                       Attempt(body={"client_msg_id": "react", "kind": "reaction",
                                     "body": "👎", "target": 1}),
                       Attempt(body={"client_msg_id": "reply", "body": "re", "reply_to": 1})]),
+    ("GET", f"{V1}/search"): Own(
+        "finds only what the caller may read: its conversations, after it joined"
+        " (test_search.py pins strangers, removed and late members)",
+        just(Attempt(query={"q": "hello"}))),
     ("POST", f"{V1}/media"): Own("the caller's own upload",
                                  just(Attempt(body=b"\x89PNG not really"))),
     ("GET", f"{V1}/media/{{media_id}}"): OnMedia(),

@@ -90,6 +90,13 @@ export class Api {
       `/conversations/${conversationId}/messages?before=${before}&limit=${limit}`);
   }
 
+  // Messages matching `q`, newest first; `before` is the previous page's next_before.
+  search(q, before = null) {
+    const params = new URLSearchParams({ q });
+    if (before !== null) params.set('before', before);
+    return this.request('GET', `/search?${params}`);
+  }
+
   upload(file) {
     return this.request('POST', '/media',
       { body: file, contentType: file.type || 'application/octet-stream' });

@@ -13,6 +13,7 @@ const TYPING_SHOWN_MS = 6000; // the server sends typing:false after 5 s; this i
 const DELIVERED_DEBOUNCE_MS = 100; // one cumulative `delivered` per burst
 const SAVE_DEBOUNCE_MS = 50; // one IndexedDB transaction per burst of frames
 const HISTORY_PAGE = 50;
+const HISTORY_PAGE_MAX = 200; // the node's largest page: what a jump to a search hit loads by
 
 // crypto.randomUUID exists only in secure contexts (https, localhost); a family server on plain
 // http in the LAN still needs ids, and getRandomValues is available everywhere.
@@ -42,6 +43,7 @@ export class ChatState {
     this.status = 'offline'; // connection: 'connecting' | 'online' | 'offline'
     this.synced = false;
     this.openId = null;
+    this.highlight = null; // { conversationId, seq }: a search hit to scroll to, once shown
     this.notice = null; // a one-line message for the user, e.g. a refused send
     this.pendingDelivered = new Map();
     this.wantRead = new Map(); // conversation id -> seq the user has seen, not yet sent
@@ -486,8 +488,29 @@ export class ChatState {
     if (bySeq.size < HISTORY_PAGE) await this.loadOlder(conversationId);
   }
 
+  // Open a conversation at a search hit. The messages held in memory stay one unbroken run up
+  // to the newest, so older pages are loaded down to the hit rather than a window around it.
+  async jumpTo(conversationId, seq) {
+    this.highlight = { conversationId, seq };
+    await this.open(conversationId);
+    for (;;) {
+      const have = this.messages.get(conversationId);
+      if (have?.has(seq) || this.historyDone.has(conversationId)
+          || this.highlight?.seq !== seq) break;
+      if (this.historyLoading.has(conversationId)) { // a page is on its way already
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      const size = have?.size ?? 0;
+      await this.loadOlder(conversationId, HISTORY_PAGE_MAX);
+      const grew = (this.messages.get(conversationId)?.size ?? 0) > size;
+      if (!grew && !this.historyDone.has(conversationId)) break; // offline: the cache is all
+    }
+    this.changed();
+  }
+
   // The page before the oldest message this device has, from REST.
-  async loadOlder(conversationId) {
+  async loadOlder(conversationId, limit = HISTORY_PAGE) {
     if (this.historyDone.has(conversationId) || this.historyLoading.has(conversationId)) return;
     const c = this.conversations.get(conversationId);
     const seqs = [...(this.messages.get(conversationId)?.keys() ?? [])];
@@ -498,7 +521,7 @@ export class ChatState {
     }
     this.historyLoading.add(conversationId);
     try {
-      const page = await this.api.history(conversationId, before, HISTORY_PAGE);
+      const page = await this.api.history(conversationId, before, limit);
       this.addEntries(conversationId, page.messages);
       if (!page.has_more) this.historyDone.add(conversationId);
     } catch {

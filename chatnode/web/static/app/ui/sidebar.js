@@ -7,6 +7,7 @@ import { askForNotifications, notificationsSupported, subscribeToPush } from '..
 import { Tick } from './tick.js';
 import { Avatar } from './avatar.js';
 import { AccountSettings } from './account.js';
+import { Search } from './search.js';
 
 const CONNECTION_TEXT = { online: 'Online', connecting: 'Connecting…', offline: 'Offline' };
 
@@ -25,6 +26,7 @@ export function Sidebar({ state }) {
           Log out</button>
       </header>
       <${PushPreviewSetting} state=${state} />
+      <${Search} state=${state} />
       <div class="actions">
         <button type="button" data-testid="new-chat" aria-expanded=${form === 'chat'}
           onClick=${() => toggle('chat')}>New chat</button>
