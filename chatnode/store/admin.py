@@ -17,8 +17,8 @@ from .records import UserRecord
 
 
 class UserAdmin(Protocol):
-    def add_user(self, username: str, display_name: str | None,
-                 password_hash: str) -> UserRecord:
+    def add_user(self, username: str, display_name: str | None, password_hash: str,
+                 role: sql.Role = "user") -> UserRecord:
         """Raises ChatError(CONFLICT) if the name is taken."""
         ...
 
@@ -27,6 +27,10 @@ class UserAdmin(Protocol):
         ...
 
     def set_user_disabled(self, username: str, disabled: bool) -> bool:
+        """False if there is no such user."""
+        ...
+
+    def set_user_role(self, username: str, role: sql.Role) -> bool:
         """False if there is no such user."""
         ...
 
@@ -41,11 +45,11 @@ class SqliteUserAdmin:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    def add_user(self, username: str, display_name: str | None,
-                 password_hash: str) -> UserRecord:
+    def add_user(self, username: str, display_name: str | None, password_hash: str,
+                 role: sql.Role = "user") -> UserRecord:
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
-            return sql.insert_user(self._conn, username, display_name, password_hash)
+            return sql.insert_user(self._conn, username, display_name, password_hash, role)
 
     def list_users(self) -> list[UserRecord]:
         return sql.list_users(self._conn)
@@ -54,6 +58,11 @@ class SqliteUserAdmin:
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
             return sql.set_user_disabled(self._conn, username, disabled)
+
+    def set_user_role(self, username: str, role: sql.Role) -> bool:
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            return sql.set_user_role(self._conn, username, role)
 
     def close(self) -> None:
         self._conn.close()

@@ -21,13 +21,31 @@ from psycopg.conninfo import conninfo_to_dict
 from ..protocol import ChatError, ErrorCode
 from .errors import StoreError
 from .records import UserRecord
-from .sqlite import new_id, now_ms
+from .sqlite import Role, new_id, now_ms
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
 # schema_pg.sql is version 2, SQLite's schema.sql with its migration 2, so the two stores keep
-# the same version numbers. Each entry takes the schema one version further, from 2 on.
-MIGRATIONS: list[str] = []
+# the same version numbers. Each entry takes the schema one version further, from 2 on, and is
+# SQLite's migration of the same number in PostgreSQL's types.
+MIGRATIONS: list[str] = [
+    # 3: node-wide roles and invites, as SQLite's migration 3.
+    """
+    ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'user'
+        CHECK (role IN ('user', 'admin'));
+    CREATE TABLE invites (
+        invite_id   TEXT PRIMARY KEY,
+        token_hash  BYTEA NOT NULL UNIQUE,
+        max_uses    INTEGER NOT NULL,
+        uses        INTEGER NOT NULL DEFAULT 0,
+        makes_admin BOOLEAN NOT NULL DEFAULT FALSE,
+        created_by  TEXT REFERENCES users (user_id),
+        created_at  BIGINT NOT NULL,
+        expires_at  BIGINT NOT NULL,
+        revoked_at  BIGINT
+    );
+    """,
+]
 BASE_VERSION = 2
 SCHEMA_VERSION = BASE_VERSION + len(MIGRATIONS)
 # The advisory lock that makes migrating one process's job at a time: whoever opens the store
@@ -130,19 +148,19 @@ def open_migrated(url: str) -> Connection:
 # --- users -----------------------------------------------------------------------------------
 
 _USER_COLUMNS = (
-    "user_id, username, display_name, password_hash, disabled, created_at, last_seen"
+    "user_id, username, display_name, password_hash, disabled, created_at, last_seen, role"
 )
 
 
 def insert_user(conn: Connection, username: str, display_name: str | None,
-                password_hash: str) -> UserRecord:
+                password_hash: str, role: Role = "user") -> UserRecord:
     user = UserRecord(new_id("u"), username.lower(), display_name or username, password_hash,
-                      False, now_ms(), None)
+                      False, now_ms(), None, role)
     try:
         conn.execute(
-            f"INSERT INTO users ({_USER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO users ({_USER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (user.user_id, user.username, user.display_name, user.password_hash, False,
-             user.created_at, None),
+             user.created_at, None, role),
         )
     except errors.UniqueViolation:
         raise ChatError(ErrorCode.CONFLICT, f"username {username!r} is taken") from None
@@ -162,6 +180,12 @@ def set_user_disabled(conn: Connection, username: str, disabled: bool) -> bool:
     return cursor.rowcount == 1
 
 
+def set_user_role(conn: Connection, username: str, role: Role) -> bool:
+    cursor = conn.execute("UPDATE users SET role = %s WHERE username = %s",
+                          (role, username.lower()))
+    return cursor.rowcount == 1
+
+
 # --- the admin CLI's handle ------------------------------------------------------------------
 
 class PostgresUserAdmin:
@@ -171,10 +195,10 @@ class PostgresUserAdmin:
         self._where = describe(url)
         self._conn = open_migrated(url)
 
-    def add_user(self, username: str, display_name: str | None,
-                 password_hash: str) -> UserRecord:
+    def add_user(self, username: str, display_name: str | None, password_hash: str,
+                 role: Role = "user") -> UserRecord:
         with self._failures(), self._conn.transaction():
-            return insert_user(self._conn, username, display_name, password_hash)
+            return insert_user(self._conn, username, display_name, password_hash, role)
 
     def list_users(self) -> list[UserRecord]:
         with self._failures():
@@ -183,6 +207,10 @@ class PostgresUserAdmin:
     def set_user_disabled(self, username: str, disabled: bool) -> bool:
         with self._failures(), self._conn.transaction():
             return set_user_disabled(self._conn, username, disabled)
+
+    def set_user_role(self, username: str, role: Role) -> bool:
+        with self._failures(), self._conn.transaction():
+            return set_user_role(self._conn, username, role)
 
     def close(self) -> None:
         self._conn.close()

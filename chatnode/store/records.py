@@ -17,6 +17,7 @@ class UserRecord(Struct):
     disabled: bool
     created_at: int
     last_seen: int | None
+    role: str = "user"  # node-wide: "admin" makes invites and disables users
 
 
 class DeviceAuth(Struct):
@@ -62,3 +63,16 @@ class CatchupRange(Struct, array_like=True):
     conversation_id: str
     lo: int
     hi: int
+
+
+class InviteRecord(Struct):
+    """An invite as listed: never its token, which only its creator ever saw."""
+
+    invite_id: str
+    max_uses: int
+    uses: int
+    makes_admin: bool
+    created_by: str | None  # the creator's username; None when made with the admin CLI
+    created_at: int
+    expires_at: int
+    revoked_at: int | None

@@ -17,6 +17,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from ..accounts import Accounts
+from ..admins import Admins
 from ..hub import CLOSE_UNAUTHENTICATED, Hub
 from ..media import MediaFiles
 from ..protocol import (
@@ -44,6 +45,7 @@ from ..protocol import (
 from ..service import ChatService
 from ..store import DeviceAuth
 from ..store import sqlite as sql
+from .admin_api import AdminApi
 from .openapi import openapi_document
 from .paced import paced
 from .push_api import PushApi
@@ -54,8 +56,10 @@ HEALTH_TIMEOUT_S = 5
 
 class Api:
     def __init__(self, service: ChatService, accounts: Accounts, hub: Hub, media: MediaFiles,
-                 *, body_bytes: int, upload_bytes: int, body_timeout_s: float) -> None:
+                 *, body_bytes: int, upload_bytes: int, body_timeout_s: float,
+                 admins: Admins | None = None) -> None:
         self.service = service
+        self.admins = admins
         self.accounts = accounts
         self.hub = hub
         self.media = media
@@ -90,6 +94,7 @@ class Api:
             Route(f"{v1}/openapi.json", self.openapi, methods=["GET"]),
             *PushApi(self).routes(v1),
             Route(f"{v1}/me", self.update_me, methods=["PATCH"]),
+            *AdminApi(self, self.admins).routes(v1),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
         ]
