@@ -5,6 +5,7 @@ import { conversationTitle, preview, shortTime } from '../format.js';
 import { tickOf } from '../fold.js';
 import { askForNotifications, notificationsSupported, subscribeToPush } from '../notify.js';
 import { Tick } from './tick.js';
+import { AdminSettings } from './admin.js';
 
 const CONNECTION_TEXT = { online: 'Online', connecting: 'Connecting…', offline: 'Offline' };
 
@@ -152,5 +153,6 @@ function PushPreviewSetting({ state }) {
         ${PREVIEWS.map(([v, text]) => html`<option value=${v}>${text}</option>`)}
       </select>
       ${error && html`<p class="error" role="alert">${error}</p>`}
+      ${state.me.role === 'admin' && html`<${AdminSettings} state=${state} />`}
     </details>`;
 }
