@@ -296,3 +296,12 @@ async def test_closed_refuses_every_registration_and_open_ignores_invites(
     admin = await admin_of(node)
     assert (await invite_listed(admin, invite["invite_id"]))["uses_left"] == 2
     await admin.aclose()
+
+
+async def test_guessing_invites_is_limited_per_address_like_logins(own_node: Node) -> None:
+    own_node.env.update({"CHATNODE_REGISTRATION": "invite",
+                         "CHATNODE_LIMITS_LOGIN_PER_MINUTE": "5"})
+    node = own_node.start()
+    answers = [await register(node, name(), f"guess-{i}") for i in range(6)]
+    assert [status for status, _ in answers] == [403] * 5 + [429]
+    assert_error(*answers[-1], 429, "rate_limited")
