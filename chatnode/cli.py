@@ -280,19 +280,6 @@ def invite() -> None:
     """Invite people: each invite is a link that lets them register (registration = "invite")."""
 
 
-@contextmanager
-def _invite_store(config: Config) -> Iterator[sqlite3.Connection]:
-    if config.store.url is not None:
-        raise click.ClickException(
-            "chatnode invite works on a SQLite store only in this version, not yet on a"
-            " PostgreSQL store")
-    conn = sql.open_database(Path(config.data_dir), config.durability)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
 def _utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -314,10 +301,8 @@ def invite_create(uses: int, expires: str, admin: bool, config_file: str | None,
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--expires") from None
     token = new_invite_token()
-    with _invite_store(config) as conn, conn:
-        conn.execute("BEGIN IMMEDIATE")
-        invite_id = sql.insert_invite(conn, auth.token_hash(token), uses, admin, None,
-                                      expires_at)
+    with _user_admin(config_file, data_dir) as store:
+        invite_id = store.add_invite(auth.token_hash(token), uses, admin, expires_at)
     base = config.public_url
     if base is None:
         host = f"[{config.host}]" if ":" in config.host else config.host
@@ -335,8 +320,8 @@ def invite_create(uses: int, expires: str, admin: bool, config_file: str | None,
 @_data_dir_option
 def invite_list(config_file: str | None, data_dir: str | None) -> None:
     """List invites: id, state, uses left, expiry, who made it (never their tokens)."""
-    with _invite_store(_load(config_file, data_dir=data_dir)) as conn:
-        invites = sql.list_invites(conn)
+    with _user_admin(config_file, data_dir) as store:
+        invites = store.list_invites()
     now = sql.now_ms()
     for i in invites:
         info = invite_info(i, now)
@@ -353,9 +338,8 @@ def invite_list(config_file: str | None, data_dir: str | None) -> None:
 @_data_dir_option
 def invite_revoke(invite_id: str, config_file: str | None, data_dir: str | None) -> None:
     """Revoke an invite: its link no longer registers anyone."""
-    with _invite_store(_load(config_file, data_dir=data_dir)) as conn, conn:
-        conn.execute("BEGIN IMMEDIATE")
-        found = sql.revoke_invite(conn, invite_id)
+    with _user_admin(config_file, data_dir) as store:
+        found = store.revoke_invite(invite_id)
     if not found:
         raise click.ClickException(f"no invite with id {invite_id!r}")
     click.echo(f"revoked {invite_id}")

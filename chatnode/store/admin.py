@@ -1,4 +1,5 @@
-"""The admin's account commands (`chatnode user ...`), against whichever store the config names.
+"""The admin's account and invite commands (`chatnode user ...`, `chatnode invite ...`), against
+whichever store the config names.
 
 The CLI runs them synchronously in its own process, before or beside any node. SQLite and
 PostgreSQL each implement UserAdmin; the PostgreSQL one is imported only when a store URL is
@@ -13,7 +14,7 @@ from typing import Protocol
 
 from . import sqlite as sql
 from .errors import StoreError
-from .records import UserRecord
+from .records import InviteRecord, UserRecord
 
 
 class UserAdmin(Protocol):
@@ -32,6 +33,19 @@ class UserAdmin(Protocol):
 
     def set_user_role(self, username: str, role: sql.Role) -> bool:
         """False if there is no such user."""
+        ...
+
+    def add_invite(self, token_hash: bytes, max_uses: int, makes_admin: bool,
+                   expires_at: int) -> str:
+        """A new invite made with the CLI (no creator); returns its invite_id."""
+        ...
+
+    def list_invites(self) -> list[InviteRecord]:
+        """Every invite, oldest first."""
+        ...
+
+    def revoke_invite(self, invite_id: str) -> bool:
+        """False if there is no such invite."""
         ...
 
     def close(self) -> None: ...
@@ -63,6 +77,21 @@ class SqliteUserAdmin:
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
             return sql.set_user_role(self._conn, username, role)
+
+    def add_invite(self, token_hash: bytes, max_uses: int, makes_admin: bool,
+                   expires_at: int) -> str:
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            return sql.insert_invite(self._conn, token_hash, max_uses, makes_admin, None,
+                                     expires_at)
+
+    def list_invites(self) -> list[InviteRecord]:
+        return sql.list_invites(self._conn)
+
+    def revoke_invite(self, invite_id: str) -> bool:
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            return sql.revoke_invite(self._conn, invite_id)
 
     def close(self) -> None:
         self._conn.close()

@@ -1,5 +1,5 @@
 """The PostgreSQL store of a cluster: connections, the schema and its migrations, and (so far)
-the accounts the admin CLI manages. Every SQL statement it runs lives in this file.
+the accounts and invites the admin CLI manages. Every SQL statement it runs lives in this file.
 
 This module is the only one that imports psycopg, and it is imported only when the config names
 a PostgreSQL store, so a single node never loads it (`pip install chatnode[cluster]` brings
@@ -20,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ..protocol import ChatError, ErrorCode
 from .errors import StoreError
-from .records import UserRecord
+from .records import InviteRecord, UserRecord
 from .sqlite import Role, new_id, now_ms
 
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -186,6 +186,36 @@ def set_user_role(conn: Connection, username: str, role: Role) -> bool:
     return cursor.rowcount == 1
 
 
+# --- invites ---------------------------------------------------------------------------------
+
+_INVITE_COLUMNS = ("i.invite_id, i.max_uses, i.uses, i.makes_admin, u.username, i.created_at,"
+                   " i.expires_at, i.revoked_at")
+
+
+def insert_invite(conn: Connection, token_hash: bytes, max_uses: int, makes_admin: bool,
+                  created_by: str | None, expires_at: int) -> str:
+    invite_id = new_id("i")
+    conn.execute(
+        "INSERT INTO invites (invite_id, token_hash, max_uses, makes_admin, created_by,"
+        " created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (invite_id, token_hash, max_uses, makes_admin, created_by, now_ms(), expires_at))
+    return invite_id
+
+
+def list_invites(conn: Connection) -> list[InviteRecord]:
+    rows = conn.execute(
+        f"SELECT {_INVITE_COLUMNS} FROM invites AS i LEFT JOIN users AS u"
+        ' ON u.user_id = i.created_by ORDER BY i.created_at, i.invite_id COLLATE "C"').fetchall()
+    return [InviteRecord(*row) for row in rows]
+
+
+def revoke_invite(conn: Connection, invite_id: str) -> bool:
+    cursor = conn.execute(
+        "UPDATE invites SET revoked_at = coalesce(revoked_at, %s) WHERE invite_id = %s",
+        (now_ms(), invite_id))
+    return cursor.rowcount == 1
+
+
 # --- the admin CLI's handle ------------------------------------------------------------------
 
 class PostgresUserAdmin:
@@ -211,6 +241,19 @@ class PostgresUserAdmin:
     def set_user_role(self, username: str, role: Role) -> bool:
         with self._failures(), self._conn.transaction():
             return set_user_role(self._conn, username, role)
+
+    def add_invite(self, token_hash: bytes, max_uses: int, makes_admin: bool,
+                   expires_at: int) -> str:
+        with self._failures(), self._conn.transaction():
+            return insert_invite(self._conn, token_hash, max_uses, makes_admin, None, expires_at)
+
+    def list_invites(self) -> list[InviteRecord]:
+        with self._failures():
+            return list_invites(self._conn)
+
+    def revoke_invite(self, invite_id: str) -> bool:
+        with self._failures(), self._conn.transaction():
+            return revoke_invite(self._conn, invite_id)
 
     def close(self) -> None:
         self._conn.close()
