@@ -272,12 +272,6 @@ def insert_invite(conn: sqlite3.Connection, token_hash: bytes, max_uses: int, ma
     return invite_id
 
 
-def invite_by_id(conn: sqlite3.Connection, invite_id: str) -> InviteRecord | None:
-    return _invite(conn.execute(
-        f"SELECT {_INVITE_COLUMNS} FROM invites AS i LEFT JOIN users AS u"
-        " ON u.user_id = i.created_by WHERE i.invite_id = ?", (invite_id,)).fetchone())
-
-
 def invite_by_token_hash(conn: sqlite3.Connection, token_hash: bytes) -> InviteRecord | None:
     return _invite(conn.execute(
         f"SELECT {_INVITE_COLUMNS} FROM invites AS i LEFT JOIN users AS u"
