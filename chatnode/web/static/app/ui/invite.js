@@ -31,7 +31,7 @@ export function InviteRegister({ state }) {
       await state.login(username.trim(), password, {
         register: true, invite: state.invite, displayName: displayName.trim() || undefined });
     } catch (err) {
-      setError(err.status === 0 ? 'Cannot reach the server. Check your connection.' : err.message);
+      setError(explain(err));
       setBusy(false);
     }
   }
@@ -64,4 +64,21 @@ export function InviteRegister({ state }) {
           I have an account: log in</button>
       </form>
     </main>`;
+}
+
+// The node names a refused field in its own terms (`$.username`); say it in the form's.
+const FIELDS = {
+  '$.username': 'Choose a username of 1 to 32 letters, digits, dots, dashes or underscores.',
+  '$.password': 'Choose a password of at least 8 characters.',
+  '$.display_name': 'A display name has at most 64 characters.',
+};
+
+function explain(err) {
+  if (err.status === 0) return 'Cannot reach the server. Check your connection.';
+  if (err.code === 'conflict') return 'That username is taken: choose another.';
+  if (err.code === 'invalid') {
+    const field = Object.keys(FIELDS).find((f) => err.message.includes(f));
+    if (field) return FIELDS[field];
+  }
+  return err.message;
 }
