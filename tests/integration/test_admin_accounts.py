@@ -25,19 +25,20 @@ async def test_only_admins_make_list_and_revoke_invites_or_change_accounts(
         invite_node: Node) -> None:
     admin = await admin_of(invite_node)
     invite = await make_invite(admin)
-    status, auth = await register(invite_node, name(), invite["token"])
+    _, auth = await register(invite_node, name(), invite["token"])
+    admin_me = await admin.request("GET", "/api/v1/me")
     before = await admin.request("GET", INVITES)
     async with RestClient(invite_node.url, auth["token"]) as user:
         for method, path, body in [
                 ("POST", INVITES, {}), ("POST", INVITES, {"admin": True}), ("GET", INVITES, None),
                 ("DELETE", f"{INVITES}/{invite['invite_id']}", None),
                 ("PATCH", f"/api/v1/users/by-id/{auth['user_id']}", {"role": "admin"}),
-                ("PATCH", f"/api/v1/users/by-id/{before['invites'][0]['invite_id']}",
-                 {"disabled": True})]:
+                ("PATCH", f"/api/v1/users/by-id/{admin_me['user_id']}", {"disabled": True})]:
             status, answer = await user.call(method, path, body)
             assert_error(status, answer, 403, "forbidden", names="admin")
         assert (await user.request("GET", "/api/v1/me"))["role"] == "user"
     assert await admin.request("GET", INVITES) == before
+    assert await admin.request("GET", "/api/v1/me") == admin_me  # still an enabled admin
     await admin.aclose()
 
 
