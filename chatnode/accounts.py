@@ -7,6 +7,7 @@ import logging
 import trio
 
 from . import auth
+from .invites import invite_refusal, invite_state
 from .logs import fields
 from .protocol import (
     AuthResponse,
@@ -32,10 +33,10 @@ SEEN_WRITE_EVERY_MS = 60_000
 
 
 class Accounts:
-    def __init__(self, store: SqliteStore, registration_open: bool,
+    def __init__(self, store: SqliteStore, registration: str,
                  login_rate: RateLimiter) -> None:
         self.store = store
-        self.registration_open = registration_open
+        self.registration = registration  # "closed", "invite" or "open" (config.py)
         self.login_rate = login_rate
         self._seen_written: dict[str, int] = {}  # device id -> last time written
 
@@ -67,16 +68,31 @@ class Accounts:
         self.store.submit(sql.set_device_last_seen, device_id, now)
 
     async def register(self, request: RegisterRequest, address: str) -> AuthResponse:
-        if not self.registration_open:
+        """With registration = "invite", a missing invite is `registration_closed` (as on a
+        closed node: there is no way in without one) and an unusable one `forbidden`, saying
+        why; "open" ignores invites. Either way a refusal creates nothing."""
+        if self.registration == "closed":
             raise ChatError(ErrorCode.REGISTRATION_CLOSED,
                             "registration is closed: ask the admin for an account")
+        invite_hash = None
+        if self.registration == "invite":
+            if request.invite is None:
+                raise ChatError(ErrorCode.REGISTRATION_CLOSED,
+                                "registration needs an invite: ask an admin for an invite link")
+            invite_hash = auth.token_hash(request.invite)
+            # Refused before the costly password hash; the write checks again, atomically.
+            invite = await self.store.read(sql.invite_by_token_hash, invite_hash)
+            if invite is None or invite_state(invite, now_ms()) != "active":
+                raise ChatError(ErrorCode.FORBIDDEN, invite_refusal(invite, now_ms()))
         password_hash = await trio.to_thread.run_sync(auth.hash_password, request.password)
-        user = await self.store.write(sql.insert_user, request.username, request.display_name,
-                                      password_hash)
-        response = await self._new_device(user.user_id, "registration")
+        token = auth.new_token()
+        user, device_id = await self.store.write(
+            sql.register_user, request.username, request.display_name, password_hash,
+            auth.token_hash(token), "registration", invite_hash)
         log.info("registered", extra=fields(user=user.user_id, username=user.username,
-                                            device=response.device_id, address=address))
-        return response
+                                            device=device_id, role=user.role,
+                                            invited=invite_hash is not None, address=address))
+        return AuthResponse(user_id=user.user_id, token=token, device_id=device_id)
 
     async def login(self, request: LoginRequest, address: str) -> AuthResponse:
         user = await self.store.read(sql.user_by_name, request.username)
@@ -160,9 +176,12 @@ class Accounts:
         return UserInfo(user.user_id, user.username, user.display_name, user.avatar_id)
 
     async def me(self, user_id: str) -> Me:
-        user = await self.user_by_id(user_id)
+        user = await self.store.read(sql.user_by_id, user_id)
+        if user is None:
+            raise ChatError(ErrorCode.NOT_FOUND, "no such user")
         preview = await self.store.read(sql.push_preview_of, user_id)
-        return Me(user.user_id, user.username, user.display_name, preview, user.avatar)
+        return Me(user.user_id, user.username, user.display_name, preview, user.role,
+                  user.avatar_id)
 
     async def user_by_id(self, user_id: str) -> UserInfo:
         user = await self.store.read(sql.user_by_id, user_id)

@@ -22,12 +22,21 @@ import trio
 
 from . import auth, logs
 from .config import Config, ConfigError, load_config
+from .invites import (
+    DEFAULT_EXPIRY,
+    MAX_USES,
+    invite_info,
+    invite_link,
+    new_invite_token,
+    parse_duration,
+)
 from .protocol import ChatError, RegisterRequest
 from .store import backup as backups
 from .store import sqlite as sql
 from .store.admin import UserAdmin, open_user_admin
 from .store.check import CheckReport, check_store
 from .store.errors import StoreError
+from .store.sqlite import Role
 
 _config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False),
                               help="TOML config file (see config.example.toml).")
@@ -276,10 +285,13 @@ def _user_admin(config_file: str | None, data_dir: str | None) -> Iterator[UserA
 @click.option("--password", help="The password (or use --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--display-name", help="Name shown to others (default: the username).")
+@click.option("--admin", is_flag=True,
+              help="Make it an admin of the node (admins make invites and disable users).")
 @_config_option
 @_data_dir_option
 def user_add(username: str, password: str | None, password_stdin: bool,
-             display_name: str | None, config_file: str | None, data_dir: str | None) -> None:
+             display_name: str | None, admin: bool, config_file: str | None,
+             data_dir: str | None) -> None:
     """Create an account."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -291,12 +303,14 @@ def user_add(username: str, password: str | None, password_stdin: bool,
     except msgspec.ValidationError as exc:
         raise click.ClickException(f"invalid account: {exc}") from None
     try:
-        with _user_admin(config_file, data_dir) as admin:
-            created = admin.add_user(request.username, request.display_name,
-                                     auth.hash_password(request.password))
+        with _user_admin(config_file, data_dir) as store:
+            created = store.add_user(request.username, request.display_name,
+                                     auth.hash_password(request.password),
+                                     "admin" if admin else "user")
     except ChatError as exc:
         raise click.ClickException(exc.message) from None
-    click.echo(f"added {created.username} ({created.user_id})")
+    click.echo(f"added {created.username} ({created.user_id})"
+               + (", an admin" if created.role == "admin" else ""))
 
 
 @user.command("list")
@@ -310,7 +324,7 @@ def user_list(config_file: str | None, data_dir: str | None) -> None:
         seen = (datetime.fromtimestamp(u.last_seen / 1000, UTC).strftime("%Y-%m-%d %H:%M")
                 if u.last_seen else "never")
         state = "disabled" if u.disabled else "active"
-        click.echo(f"{u.username:<24} {u.user_id:<20} {state:<8} last seen {seen}"
+        click.echo(f"{u.username:<24} {u.user_id:<20} {state:<8} {u.role:<5} last seen {seen}"
                    f"  {u.display_name}")
 
 
@@ -325,6 +339,90 @@ def user_disable(username: str, config_file: str | None, data_dir: str | None) -
     if not found:
         raise click.ClickException(f"no user named {username!r}")
     click.echo(f"disabled {username}")
+
+
+@user.command("role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(["admin", "user"]))
+@_config_option
+@_data_dir_option
+def user_role(username: str, role: Role, config_file: str | None, data_dir: str | None) -> None:
+    """Make an account an admin of the node, or an ordinary user again."""
+    with _user_admin(config_file, data_dir) as admin:
+        found = admin.set_user_role(username, role)
+    if not found:
+        raise click.ClickException(f"no user named {username!r}")
+    click.echo(f"{username} is now {'an admin' if role == 'admin' else 'a user'}")
+
+
+@main.group()
+def invite() -> None:
+    """Invite people: each invite is a link that lets them register (registration = "invite")."""
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@invite.command("create")
+@click.option("--uses", type=click.IntRange(1, MAX_USES), default=1, show_default=True,
+              help="How many accounts the invite may make.")
+@click.option("--expires", default=DEFAULT_EXPIRY, show_default=True,
+              help="How long it lasts: 30m, 12h, 7d.")
+@click.option("--admin", is_flag=True, help="The accounts it makes are admins.")
+@_config_option
+@_data_dir_option
+def invite_create(uses: int, expires: str, admin: bool, config_file: str | None,
+                  data_dir: str | None) -> None:
+    """Make an invite and print its link (shown this once: only a hash is kept)."""
+    config = _load(config_file, data_dir=data_dir)
+    try:
+        expires_at = sql.now_ms() + parse_duration(expires)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expires") from None
+    token = new_invite_token()
+    with _user_admin(config_file, data_dir) as store:
+        invite_id = store.add_invite(auth.token_hash(token), uses, admin, expires_at)
+    base = config.public_url
+    if base is None:
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        base = f"http://{host}:{config.port}"
+        click.echo(f"note: no public_url is configured, so the link uses host and port from"
+                   f" the config ({base}); set public_url to the address people open", err=True)
+    kind = "admin invite" if admin else "invite"
+    click.echo(f"created {kind} {invite_id}: {uses} use{'s' if uses > 1 else ''},"
+               f" expires {_utc(expires_at)}")
+    click.echo(invite_link(base, token))
+
+
+@invite.command("list")
+@_config_option
+@_data_dir_option
+def invite_list(config_file: str | None, data_dir: str | None) -> None:
+    """List invites: id, state, uses left, expiry, who made it (never their tokens)."""
+    with _user_admin(config_file, data_dir) as store:
+        invites = store.list_invites()
+    now = sql.now_ms()
+    for i in invites:
+        info = invite_info(i, now)
+        click.echo(f"{info.invite_id:<20} {info.state:<8} {info.uses_left}/{info.max_uses} uses"
+                   f" left  expires {_utc(info.expires_at)}  by {info.created_by or '(cli)'}"
+                   + ("  makes admins" if info.admin else ""))
+    if not invites:
+        click.echo("no invites")
+
+
+@invite.command("revoke")
+@click.argument("invite_id")
+@_config_option
+@_data_dir_option
+def invite_revoke(invite_id: str, config_file: str | None, data_dir: str | None) -> None:
+    """Revoke an invite: its link no longer registers anyone."""
+    with _user_admin(config_file, data_dir) as store:
+        found = store.revoke_invite(invite_id)
+    if not found:
+        raise click.ClickException(f"no invite with id {invite_id!r}")
+    click.echo(f"revoked {invite_id}")
 
 
 @main.command()

@@ -224,6 +224,10 @@ class Hub:
                 if session.device_id == device_id:
                     session.close(code)
 
+    def close_user(self, user_id: str, code: int) -> None:
+        for session in list(self._by_user.get(user_id, ())):
+            session.close(code)
+
     def close_all(self, code: int) -> None:
         for sessions in list(self._by_user.values()):
             for session in list(sessions):

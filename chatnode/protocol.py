@@ -265,6 +265,8 @@ class RegisterRequest(Struct):
     username: Username
     password: Password
     display_name: DisplayName | None = None
+    # The token of an invite link (`#invite=TOKEN`): needed when registration = "invite".
+    invite: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
 
 
 class LoginRequest(Struct):
@@ -407,7 +409,66 @@ class Me(Struct, omit_defaults=True):
     username: str
     display_name: str
     push_preview: str
-    avatar: str | None = None
+    role: str  # node-wide: "admin" may make invites and disable users
+    avatar: str | None = None  # absent when the user has none
+
+
+Role = Literal["user", "admin"]
+
+
+class InviteRequest(Struct, forbid_unknown_fields=True):
+    """An invite to make: how many accounts it may make, how long it lasts (30m, 12h, 7d), and
+    whether the accounts it makes are admins."""
+
+    uses: Annotated[int, Meta(ge=1, le=1000)] = 1
+    expires: Annotated[str, Meta(min_length=2, max_length=16)] = "7d"
+    admin: bool = False
+
+
+class InviteCreated(Struct):
+    """A new invite. `token` and `link` are shown this once: the node keeps only a hash."""
+
+    invite_id: str
+    token: str
+    link: str
+    max_uses: int
+    expires_at: int
+    admin: bool
+
+
+class InviteInfo(Struct):
+    """An invite as listed, without its token. `state` is `active`, `used`, `expired` or
+    `revoked`; `created_by` is the admin's username (null when made with the CLI)."""
+
+    invite_id: str
+    state: str
+    max_uses: int
+    uses_left: int
+    admin: bool
+    created_by: str | None
+    created_at: int
+    expires_at: int
+
+
+class InviteList(Struct):
+    invites: list[InviteInfo]
+
+
+class UserUpdate(Struct, forbid_unknown_fields=True):
+    """An admin's change to someone else's account: disable (or enable) it, change its role."""
+
+    disabled: bool | None = None
+    role: Role | None = None
+
+
+class AccountInfo(Struct):
+    """An account as an admin sees it."""
+
+    user_id: str
+    username: str
+    display_name: str
+    role: str
+    disabled: bool
 
 
 class MeUpdate(Struct, forbid_unknown_fields=True):
@@ -558,6 +619,7 @@ REST_BODIES = (
     ConversationList, HistoryPage, FoldedHistoryPage, MediaInfo, EmptyResponse, HealthStatus,
     ErrorResponse, Me, MeUpdate, WebPushTarget, UnifiedPushTarget, NtfyTarget, PushTargetInfo,
     PushKey, PasswordChange, PasswordChanged, DeviceInfo, DeviceList, SearchPage,
+    InviteRequest, InviteCreated, InviteInfo, InviteList, UserUpdate, AccountInfo,
 )
 
 

@@ -1,5 +1,5 @@
 """The PostgreSQL store of a cluster: connections, the schema and its migrations, and (so far)
-the accounts the admin CLI manages. Every SQL statement it runs lives in this file.
+the accounts and invites the admin CLI manages. Every SQL statement it runs lives in this file.
 
 This module is the only one that imports psycopg, and it is imported only when the config names
 a PostgreSQL store, so a single node never loads it (`pip install chatnode[cluster]` brings
@@ -21,13 +21,14 @@ from psycopg.conninfo import conninfo_to_dict
 from ..protocol import ChatError, ErrorCode
 from .check import CheckReport, check_log
 from .errors import StoreError
-from .records import UserRecord
-from .sqlite import new_id, now_ms
+from .records import InviteRecord, UserRecord
+from .sqlite import Role, new_id, now_ms
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
 # schema_pg.sql is version 2, SQLite's schema.sql with its migration 2, so the two stores keep
-# the same version numbers. Each entry takes the schema one version further, from 2 on.
+# the same version numbers. Each entry takes the schema one version further, from 2 on, and is
+# SQLite's migration of the same number in PostgreSQL's types.
 MIGRATIONS: list[str] = [
     # 3: account self-service, as SQLite's migration 3.
     """
@@ -38,6 +39,22 @@ MIGRATIONS: list[str] = [
     # 4: SQLite's search index (store/search.py, FTS5). PostgreSQL's twin, its own full-text
     # table written with each message, is not built yet; this step keeps the numbering alike.
     "SELECT 1",
+    # 5: node-wide roles and invites, as SQLite's migration 5.
+    """
+    ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'user'
+        CHECK (role IN ('user', 'admin'));
+    CREATE TABLE invites (
+        invite_id   TEXT PRIMARY KEY,
+        token_hash  BYTEA NOT NULL UNIQUE,
+        max_uses    INTEGER NOT NULL,
+        uses        INTEGER NOT NULL DEFAULT 0,
+        makes_admin BOOLEAN NOT NULL DEFAULT FALSE,
+        created_by  TEXT REFERENCES users (user_id),
+        created_at  BIGINT NOT NULL,
+        expires_at  BIGINT NOT NULL,
+        revoked_at  BIGINT
+    );
+    """,
 ]
 BASE_VERSION = 2
 SCHEMA_VERSION = BASE_VERSION + len(MIGRATIONS)
@@ -141,19 +158,20 @@ def open_migrated(url: str) -> Connection:
 # --- users -----------------------------------------------------------------------------------
 
 _USER_COLUMNS = (
-    "user_id, username, display_name, password_hash, disabled, created_at, last_seen"
+    "user_id, username, display_name, password_hash, disabled, created_at, last_seen, avatar_id,"
+    " role"
 )
 
 
 def insert_user(conn: Connection, username: str, display_name: str | None,
-                password_hash: str) -> UserRecord:
+                password_hash: str, role: Role = "user") -> UserRecord:
     user = UserRecord(new_id("u"), username.lower(), display_name or username, password_hash,
-                      False, now_ms(), None)
+                      False, now_ms(), None, None, role)
     try:
         conn.execute(
-            f"INSERT INTO users ({_USER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO users ({_USER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (user.user_id, user.username, user.display_name, user.password_hash, False,
-             user.created_at, None),
+             user.created_at, None, None, role),
         )
     except errors.UniqueViolation:
         raise ChatError(ErrorCode.CONFLICT, f"username {username!r} is taken") from None
@@ -192,6 +210,40 @@ def check_store(url: str) -> CheckReport:
             return report
     finally:
         conn.close()
+def set_user_role(conn: Connection, username: str, role: Role) -> bool:
+    cursor = conn.execute("UPDATE users SET role = %s WHERE username = %s",
+                          (role, username.lower()))
+    return cursor.rowcount == 1
+
+
+# --- invites ---------------------------------------------------------------------------------
+
+_INVITE_COLUMNS = ("i.invite_id, i.max_uses, i.uses, i.makes_admin, u.username, i.created_at,"
+                   " i.expires_at, i.revoked_at")
+
+
+def insert_invite(conn: Connection, token_hash: bytes, max_uses: int, makes_admin: bool,
+                  created_by: str | None, expires_at: int) -> str:
+    invite_id = new_id("i")
+    conn.execute(
+        "INSERT INTO invites (invite_id, token_hash, max_uses, makes_admin, created_by,"
+        " created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (invite_id, token_hash, max_uses, makes_admin, created_by, now_ms(), expires_at))
+    return invite_id
+
+
+def list_invites(conn: Connection) -> list[InviteRecord]:
+    rows = conn.execute(
+        f"SELECT {_INVITE_COLUMNS} FROM invites AS i LEFT JOIN users AS u"
+        ' ON u.user_id = i.created_by ORDER BY i.created_at, i.invite_id COLLATE "C"').fetchall()
+    return [InviteRecord(*row) for row in rows]
+
+
+def revoke_invite(conn: Connection, invite_id: str) -> bool:
+    cursor = conn.execute(
+        "UPDATE invites SET revoked_at = coalesce(revoked_at, %s) WHERE invite_id = %s",
+        (now_ms(), invite_id))
+    return cursor.rowcount == 1
 
 
 # --- the admin CLI's handle ------------------------------------------------------------------
@@ -203,10 +255,10 @@ class PostgresUserAdmin:
         self._where = describe(url)
         self._conn = open_migrated(url)
 
-    def add_user(self, username: str, display_name: str | None,
-                 password_hash: str) -> UserRecord:
+    def add_user(self, username: str, display_name: str | None, password_hash: str,
+                 role: Role = "user") -> UserRecord:
         with self._failures(), self._conn.transaction():
-            return insert_user(self._conn, username, display_name, password_hash)
+            return insert_user(self._conn, username, display_name, password_hash, role)
 
     def list_users(self) -> list[UserRecord]:
         with self._failures():
@@ -215,6 +267,23 @@ class PostgresUserAdmin:
     def set_user_disabled(self, username: str, disabled: bool) -> bool:
         with self._failures(), self._conn.transaction():
             return set_user_disabled(self._conn, username, disabled)
+
+    def set_user_role(self, username: str, role: Role) -> bool:
+        with self._failures(), self._conn.transaction():
+            return set_user_role(self._conn, username, role)
+
+    def add_invite(self, token_hash: bytes, max_uses: int, makes_admin: bool,
+                   expires_at: int) -> str:
+        with self._failures(), self._conn.transaction():
+            return insert_invite(self._conn, token_hash, max_uses, makes_admin, None, expires_at)
+
+    def list_invites(self) -> list[InviteRecord]:
+        with self._failures():
+            return list_invites(self._conn)
+
+    def revoke_invite(self, invite_id: str) -> bool:
+        with self._failures(), self._conn.transaction():
+            return revoke_invite(self._conn, invite_id)
 
     def close(self) -> None:
         self._conn.close()

@@ -18,6 +18,7 @@ class UserRecord(Struct):
     created_at: int
     last_seen: int | None
     avatar_id: str | None = None
+    role: str = "user"  # node-wide: "admin" makes invites and disables users
 
 
 class DeviceRecord(Struct):
@@ -85,3 +86,14 @@ class SearchRow(Struct):
     ts: int
     kind: str
     body: str
+class InviteRecord(Struct):
+    """An invite as listed: never its token, which only its creator ever saw."""
+
+    invite_id: str
+    max_uses: int
+    uses: int
+    makes_admin: bool
+    created_by: str | None  # the creator's username; None when made with the admin CLI
+    created_at: int
+    expires_at: int
+    revoked_at: int | None

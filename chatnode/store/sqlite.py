@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import trio
 
+from ..invites import invite_refusal
 from ..protocol import ChatError, ErrorCode, Message
 from . import checkpoint as wal
 from . import search as search_index
@@ -29,6 +30,7 @@ from .records import (
     ConversationRecord,
     DeviceAuth,
     DeviceRecord,
+    InviteRecord,
     MemberRecord,
     PushTargetRecord,
     UserRecord,
@@ -63,10 +65,28 @@ MIGRATIONS = [
     """,
     # 4: the search index (store/search.py), filled from the log already there.
     search_index.CREATE_INDEX + search_index.FILL_INDEX,
+    # 5: node-wide roles (admins make invites and disable users), and invites, which replace
+    # open registration. Only a hash of an invite's token is kept, as for device tokens.
+    """
+    ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'user'
+        CHECK (role IN ('user', 'admin'));
+    CREATE TABLE invites (
+        invite_id   TEXT PRIMARY KEY,
+        token_hash  BLOB NOT NULL UNIQUE,
+        max_uses    INTEGER NOT NULL,
+        uses        INTEGER NOT NULL DEFAULT 0,
+        makes_admin INTEGER NOT NULL DEFAULT 0,
+        created_by  TEXT REFERENCES users (user_id),  -- NULL: made with the admin CLI
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        revoked_at  INTEGER
+    );
+    """,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 READ_CHUNK_ROWS = 1000
 Durability = Literal["full", "normal"]
+Role = Literal["user", "admin"]
 
 _MESSAGE_COLUMNS = (
     "conversation_id, seq, sender_id, client_msg_id, kind, body, ts, media_id, reply_to, target"
@@ -138,19 +158,20 @@ def table_columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
 # --- users and devices -----------------------------------------------------------------------
 
 _USER_COLUMNS = (
-    "user_id, username, display_name, password_hash, disabled, created_at, last_seen, avatar_id"
+    "user_id, username, display_name, password_hash, disabled, created_at, last_seen, avatar_id,"
+    " role"
 )
 
 
 def insert_user(conn: sqlite3.Connection, username: str, display_name: str | None,
-                password_hash: str) -> UserRecord:
+                password_hash: str, role: Role = "user") -> UserRecord:
     user = UserRecord(new_id("u"), username.lower(), display_name or username, password_hash,
-                      False, now_ms(), None)
+                      False, now_ms(), None, None, role)
     try:
         conn.execute(
-            f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (user.user_id, user.username, user.display_name, user.password_hash, 0,
-             user.created_at, None, None),
+             user.created_at, None, None, role),
         )
     except sqlite3.IntegrityError:
         raise ChatError(ErrorCode.CONFLICT, f"username {username!r} is taken") from None
@@ -160,7 +181,8 @@ def insert_user(conn: sqlite3.Connection, username: str, display_name: str | Non
 def _user(row: tuple[Any, ...] | None) -> UserRecord | None:
     if row is None:
         return None
-    return UserRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
+    return UserRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7],
+                      row[8])
 
 
 def user_by_name(conn: sqlite3.Connection, username: str) -> UserRecord | None:
@@ -197,6 +219,22 @@ def set_user_disabled(conn: sqlite3.Connection, username: str, disabled: bool) -
         "UPDATE users SET disabled = ? WHERE username = ?", (int(disabled), username.lower())
     )
     return cursor.rowcount == 1
+
+
+def set_user_role(conn: sqlite3.Connection, username: str, role: Role) -> bool:
+    cursor = conn.execute("UPDATE users SET role = ? WHERE username = ?",
+                          (role, username.lower()))
+    return cursor.rowcount == 1
+
+
+def update_user(conn: sqlite3.Connection, user_id: str, disabled: bool | None,
+                role: Role | None) -> UserRecord | None:
+    """An admin's change to an account (None leaves that part as it is); None if no such user."""
+    if disabled is not None:
+        conn.execute("UPDATE users SET disabled = ? WHERE user_id = ?", (int(disabled), user_id))
+    if role is not None:
+        conn.execute("UPDATE users SET role = ? WHERE user_id = ?", (role, user_id))
+    return user_by_id(conn, user_id)
 
 
 def insert_device(conn: sqlite3.Connection, user_id: str, name: str | None,
@@ -308,6 +346,76 @@ def avatar_file(conn: sqlite3.Connection, avatar_id: str) -> tuple[str, str] | N
         "SELECT m.sha256, m.content_type FROM users AS u JOIN media AS m"
         " ON m.media_id = u.avatar_id WHERE u.avatar_id = ?", (avatar_id,)).fetchone()
     return None if row is None else (row[0], row[1])
+# --- invites and registration ----------------------------------------------------------------
+
+_INVITE_COLUMNS = ("i.invite_id, i.max_uses, i.uses, i.makes_admin, u.username, i.created_at,"
+                   " i.expires_at, i.revoked_at")
+
+
+def _invite(row: tuple[Any, ...] | None) -> InviteRecord | None:
+    if row is None:
+        return None
+    return InviteRecord(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6], row[7])
+
+
+def insert_invite(conn: sqlite3.Connection, token_hash: bytes, max_uses: int, makes_admin: bool,
+                  created_by: str | None, expires_at: int) -> str:
+    """A new invite; returns its invite_id (the token itself is never stored)."""
+    invite_id = new_id("i")
+    conn.execute(
+        "INSERT INTO invites (invite_id, token_hash, max_uses, makes_admin, created_by,"
+        " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (invite_id, token_hash, max_uses, int(makes_admin), created_by, now_ms(), expires_at))
+    return invite_id
+
+
+def invite_by_token_hash(conn: sqlite3.Connection, token_hash: bytes) -> InviteRecord | None:
+    return _invite(conn.execute(
+        f"SELECT {_INVITE_COLUMNS} FROM invites AS i LEFT JOIN users AS u"
+        " ON u.user_id = i.created_by WHERE i.token_hash = ?", (token_hash,)).fetchone())
+
+
+def list_invites(conn: sqlite3.Connection) -> list[InviteRecord]:
+    """Every invite ever made, oldest first, whatever its state."""
+    rows = conn.execute(
+        f"SELECT {_INVITE_COLUMNS} FROM invites AS i LEFT JOIN users AS u"
+        " ON u.user_id = i.created_by ORDER BY i.created_at, i.invite_id").fetchall()
+    return [i for i in map(_invite, rows) if i is not None]
+
+
+def revoke_invite(conn: sqlite3.Connection, invite_id: str) -> bool:
+    """False if there is no such invite; revoking a revoked one keeps its first revocation."""
+    cursor = conn.execute(
+        "UPDATE invites SET revoked_at = coalesce(revoked_at, ?) WHERE invite_id = ?",
+        (now_ms(), invite_id))
+    return cursor.rowcount == 1
+
+
+def use_invite(conn: sqlite3.Connection, token_hash: bytes) -> InviteRecord:
+    """Count one use of the invite, or raise ChatError(FORBIDDEN) saying why it cannot be
+    used. The check and the count are one UPDATE, so a use is never counted twice."""
+    used = conn.execute(
+        "UPDATE invites SET uses = uses + 1 WHERE token_hash = ? AND revoked_at IS NULL"
+        " AND uses < max_uses AND expires_at > ? RETURNING invite_id",
+        (token_hash, now_ms())).fetchone()
+    invite = invite_by_token_hash(conn, token_hash)
+    if used is None or invite is None:
+        raise ChatError(ErrorCode.FORBIDDEN, invite_refusal(invite, now_ms()))
+    return invite
+
+
+def register_user(conn: sqlite3.Connection, username: str, display_name: str | None,
+                  password_hash: str, device_token_hash: bytes, device_name: str | None,
+                  invite_hash: bytes | None) -> tuple[UserRecord, str]:
+    """A self-registered account and its first device, in one transaction with the use of its
+    invite (if any): a refused invite or a taken name creates nothing and uses nothing up, and
+    two registrations racing for the last use of an invite make one account. An admin invite
+    makes an admin. Returns the user and the device_id."""
+    role: Role = "user"
+    if invite_hash is not None:
+        role = "admin" if use_invite(conn, invite_hash).makes_admin else "user"
+    user = insert_user(conn, username, display_name, password_hash, role)
+    return user, insert_device(conn, user.user_id, device_name, device_token_hash)
 
 
 # --- push targets ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import msgspec
 
 from ..protocol import (
     HTTP_STATUS,
+    AccountInfo,
     AddMemberRequest,
     AuthResponse,
     ConversationInfo,
@@ -29,6 +30,9 @@ from ..protocol import (
     FoldedHistoryPage,
     HealthStatus,
     HistoryPage,
+    InviteCreated,
+    InviteList,
+    InviteRequest,
     LoginRequest,
     Me,
     MediaInfo,
@@ -47,6 +51,7 @@ from ..protocol import (
     SetRoleRequest,
     UnifiedPushTarget,
     UserInfo,
+    UserUpdate,
     WebPushTarget,
 )
 from ..search_text import QUERY_MAX_CHARS
@@ -102,11 +107,16 @@ V1 = "/api/v1"
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", f"{V1}/register"): Operation(
-        "Create an account and log in as its first device (when registration is open)",
+        "Create an account and log in as its first device (with an invite, or when"
+        " registration is open)",
         {201: AuthResponse}, (*_JSON_BODY, 403, 409, 429, *_WRITES), body=RegisterRequest,
         auth=False,
-        description="403 `registration_closed` unless the node runs with"
-                    " `registration = \"open\"`; 409 when the username is taken."),
+        description="With `registration = \"invite\"` (the default) the body's `invite` is the"
+                    " token of an invite link: without one 403 `registration_closed`, with one"
+                    " that is unknown, used up, expired or revoked 403 `forbidden` saying which."
+                    " `\"closed\"` refuses everyone with `registration_closed`; `\"open\"`"
+                    " ignores `invite`. 409 when the username is taken. A refusal creates"
+                    " nothing and uses up nothing."),
     ("POST", f"{V1}/login"): Operation(
         "Log in: every login is a new device with its own token",
         {200: AuthResponse}, (*_JSON_BODY, 401, 403, 429, *_WRITES), body=LoginRequest,
@@ -157,6 +167,23 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         description="Its token stops working at once and its live sessions are closed with"
                     " 4001; the others stay. The answer is the devices left. 404 for a device"
                     " that is not the caller's or is already logged out."),
+    ("POST", f"{V1}/invites"): Operation(
+        "Make an invite (admins): its token and link are in this answer only",
+        {201: InviteCreated}, (*_AUTH, *_JSON_BODY, 403, *_WRITES), body=InviteRequest,
+        description="`uses` (default 1) accounts may register with it until `expires` (30m,"
+                    " 12h, 7d; default 7d); with `admin` they are admins. The link starts with"
+                    " the configured `public_url`, else the address of this request. 403 for"
+                    " anyone but an admin; 400 for an expiry that is not a duration."),
+    ("GET", f"{V1}/invites"): Operation(
+        "Every invite, without tokens (admins)", {200: InviteList}, (*_AUTH, 403)),
+    ("DELETE", f"{V1}/invites/{{invite_id}}"): Operation(
+        "Revoke an invite (admins): it can no longer be used", {200: EmptyResponse},
+        (*_AUTH, 403, 404, *_WRITES), description="404 when there is no such invite."),
+    ("PATCH", f"{V1}/users/by-id/{{user_id}}"): Operation(
+        "Disable or enable an account, or change its role (admins)", {200: AccountInfo},
+        (*_AUTH, *_JSON_BODY, 403, 404, 409, *_WRITES), body=UserUpdate,
+        description="A disabled account's tokens stop working and its live sessions are"
+                    " closed (4001). 409 when an admin would disable or demote themselves."),
     ("GET", f"{V1}/push/key"): Operation(
         "The node's VAPID public key, a browser's applicationServerKey", {200: PushKey},
         (404,), auth=False, description="404 when push is turned off (`[push] enabled`)."),
@@ -274,11 +301,11 @@ _ERROR_TEXT = {
          " (a field or parameter is missing, of the wrong type or out of range; the message"
          " names it).",
     401: "`unauthenticated`: no bearer token, or an unknown, revoked or disabled one.",
-    403: "`forbidden` (not a member, not an admin, a disabled account) or"
-         " `registration_closed`.",
-    404: "`not_found`: no such user, media or member.",
-    409: "`conflict`: the username is taken, the member is already there, or the change would"
-         " leave a group without an admin.",
+    403: "`forbidden` (not a member, not an admin, a disabled account, an invite that cannot be"
+         " used) or `registration_closed`.",
+    404: "`not_found`: no such user, media, member or invite.",
+    409: "`conflict`: the username is taken, the member is already there, the change would"
+         " leave a group without an admin, or an admin would disable or demote themselves.",
     408: "`invalid`: the request body stopped arriving (`body_timeout_s`); the connection is"
          " closed.",
     413: "`too_large`: over a configured limit (request body, message body, upload, group).",

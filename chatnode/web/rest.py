@@ -18,6 +18,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from ..accounts import Accounts
+from ..admins import Admins
 from ..hub import Hub
 from ..media import MediaFiles
 from ..profiles import Profiles
@@ -47,6 +48,7 @@ from ..service import ChatService
 from ..store import DeviceAuth
 from ..store import sqlite as sql
 from .account_api import AccountApi
+from .admin_api import AdminApi
 from .openapi import openapi_document
 from .paced import paced
 from .push_api import PushApi
@@ -58,8 +60,10 @@ HEALTH_TIMEOUT_S = 5
 
 class Api:
     def __init__(self, service: ChatService, accounts: Accounts, hub: Hub, media: MediaFiles,
-                 *, body_bytes: int, upload_bytes: int, body_timeout_s: float) -> None:
+                 *, body_bytes: int, upload_bytes: int, body_timeout_s: float,
+                 admins: Admins | None = None) -> None:
         self.service = service
+        self.admins = admins
         self.accounts = accounts
         self.hub = hub
         self.media = media
@@ -100,6 +104,7 @@ class Api:
             *SearchApi(self).routes(v1),
             Route(f"{v1}/me", self.update_me, methods=["PATCH"]),
             *AccountApi(self).routes(v1),
+            *AdminApi(self, self.admins).routes(v1),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
         ]

@@ -120,6 +120,8 @@ def test_postgresql_has_the_tables_and_columns_of_a_migrated_sqlite_store(
         assert sql.SCHEMA_VERSION == postgres.SCHEMA_VERSION
         assert postgres.table_columns(conn) == sql.table_columns(lite)
         assert "push_preview" in postgres.table_columns(conn)["users"]
+        assert "role" in postgres.table_columns(conn)["users"]  # migration 3
+        assert "invites" in postgres.table_columns(conn)
     finally:
         conn.close()
         lite.close()

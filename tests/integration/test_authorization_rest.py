@@ -82,7 +82,15 @@ class OnMedia:
     attempts: Attempts = PLAIN
 
 
-Row = Public | Own | Directory | OnConversation | OnMedia
+@dataclass(frozen=True)
+class AdminOnly:
+    """The node's admins only (invites, other people's accounts): anyone else is forbidden
+    before anything is looked at."""
+
+    attempts: Attempts
+
+
+Row = Public | Own | Directory | OnConversation | OnMedia | AdminOnly
 
 V1 = "/api/v1"
 MATRIX: dict[tuple[str, str], Row] = {
@@ -147,6 +155,14 @@ MATRIX: dict[tuple[str, str], Row] = {
         "finds only what the caller may read: its conversations, after it joined"
         " (test_search.py pins strangers, removed and late members)",
         just(Attempt(query={"q": "hello"}))),
+    ("POST", f"{V1}/invites"): AdminOnly(
+        lambda w, a: [Attempt(body={}), Attempt(body={"uses": 1000, "admin": True})]),
+    ("GET", f"{V1}/invites"): AdminOnly(PLAIN),
+    ("DELETE", f"{V1}/invites/{{invite_id}}"): AdminOnly(
+        lambda w, a: [Attempt({"invite_id": "i_0123456789abcdef"})]),
+    ("PATCH", f"{V1}/users/by-id/{{user_id}}"): AdminOnly(
+        lambda w, a: [Attempt({"user_id": a.user_id}, {"role": "admin"}),
+                      Attempt({"user_id": w.alice.user_id}, {"disabled": True})]),
     ("POST", f"{V1}/media"): Own("the caller's own upload",
                                  just(Attempt(body=b"\x89PNG not really"))),
     ("GET", f"{V1}/media/{{media_id}}"): OnMedia(),
@@ -239,6 +255,24 @@ async def test_a_dead_token_is_unauthenticated_on_every_route_and_changes_nothin
                                       attempt.query)
                 assert (elsewhere.status_code, elsewhere.content) == (401, answer.content)
         await assert_nothing_delivered(watcher, about=[actor.user_id])
+    assert await snapshot(http, world) == before
+
+
+# --- someone who is not an admin of the node ---------------------------------------------------
+
+@pytest.mark.parametrize("who", ["bob", "stranger"])
+async def test_non_admins_are_forbidden_on_every_admin_route_and_change_nothing(
+        world: World, http: httpx.AsyncClient, who: str) -> None:
+    actor: Actor = getattr(world, who)
+    before = await snapshot(http, world)
+    me = (await ask(http, actor.token, "GET", f"{V1}/me")).json()
+    for key in rows_of(AdminOnly):
+        for method, path, attempt in attempts(world, actor, key, {}):
+            answer = await ask(http, actor.token, method, path, attempt.body, attempt.query)
+            assert answer.status_code == 403, (key, answer.text)
+            assert answer.json()["error"]["code"] == "forbidden"
+    assert (await ask(http, actor.token, "GET", f"{V1}/me")).json() == me
+    assert me["role"] == "user"
     assert await snapshot(http, world) == before
 
 

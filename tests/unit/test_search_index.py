@@ -110,14 +110,14 @@ def test_rebuild_gives_the_index_the_log_built(tmp_path: Path) -> None:
     conn.close()
 
 
-def test_a_version_2_store_is_indexed_when_migrated(tmp_path: Path) -> None:
+def test_a_store_from_before_search_is_indexed_when_migrated(tmp_path: Path) -> None:
     """Messages written before search existed are found after the upgrade."""
     conn = sql.open_database(tmp_path)
     cid, ann = conversation(conn)
     sql.append_message(conn, cid, ann, "old", "text", "written before search", None, None,
                        None)
-    # Back to version 2: as if this store came from the release before search.
-    conn.executescript("BEGIN; DROP TABLE message_search; PRAGMA user_version = 2; COMMIT;")
+    # Back to version 3: as if this store came from the release before search (migration 4).
+    conn.executescript("BEGIN; DROP TABLE message_search; PRAGMA user_version = 3; COMMIT;")
     conn.close()
     conn = sql.open_database(tmp_path)
     assert conn.execute("PRAGMA user_version").fetchone() == (sql.SCHEMA_VERSION,)

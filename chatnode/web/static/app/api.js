@@ -44,8 +44,10 @@ export class Api {
       { json: { username, password, device_name: deviceName() } });
   }
 
-  register(username, password) {
-    return this.request('POST', '/register', { json: { username, password } });
+  // `invite`: the token of an invite link; `displayName`: optional (the username otherwise).
+  register(username, password, { invite, displayName } = {}) {
+    return this.request('POST', '/register',
+      { json: { username, password, invite, display_name: displayName } });
   }
 
   logout() { return this.request('POST', '/logout'); }
@@ -100,6 +102,16 @@ export class Api {
   upload(file) {
     return this.request('POST', '/media',
       { body: file, contentType: file.type || 'application/octet-stream' });
+  }
+
+  // The node's admins only (403 for anyone else).
+  invites() { return this.request('GET', '/invites'); }
+  createInvite(options) { return this.request('POST', '/invites', { json: options }); }
+  revokeInvite(inviteId) {
+    return this.request('DELETE', `/invites/${encodeURIComponent(inviteId)}`);
+  }
+  updateUser(userId, change) {
+    return this.request('PATCH', `/users/by-id/${encodeURIComponent(userId)}`, { json: change });
   }
 
   media(mediaId) { return this.request('GET', `/media/${mediaId}`, { blob: true }); }

@@ -45,6 +45,7 @@ export class ChatState {
     this.openId = null;
     this.highlight = null; // { conversationId, seq }: a search hit to scroll to, once shown
     this.notice = null; // a one-line message for the user, e.g. a refused send
+    this.invite = null; // the token of the invite link this page was opened with (ui/invite.js)
     this.pendingDelivered = new Map();
     this.wantRead = new Map(); // conversation id -> seq the user has seen, not yet sent
     this.lastTypingSent = new Map();
@@ -132,10 +133,11 @@ export class ChatState {
     this.changed();
   }
 
-  async login(username, password, { register = false } = {}) {
+  async login(username, password, { register = false, invite, displayName } = {}) {
     const anonymous = new Api();
-    const auth = register ? await anonymous.register(username, password)
+    const auth = register ? await anonymous.register(username, password, { invite, displayName })
       : await anonymous.login(username, password);
+    this.invite = null;
     const me = await new Api(auth.token).me();
     // The cache of the previous user stays only if the same user logs back in (their outbox).
     if ((await this.cache.get('kv', 'owner')) !== me.user_id) await this.cache.clear();

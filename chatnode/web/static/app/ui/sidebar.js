@@ -8,6 +8,7 @@ import { Tick } from './tick.js';
 import { Avatar } from './avatar.js';
 import { AccountSettings } from './account.js';
 import { Search } from './search.js';
+import { AdminSettings } from './admin.js';
 
 const CONNECTION_TEXT = { online: 'Online', connecting: 'Connecting…', offline: 'Offline' };
 
@@ -162,5 +163,6 @@ function PushPreviewSetting({ state }) {
       </select>
       ${error && html`<p class="error" role="alert">${error}</p>`}
       ${open && html`<${AccountSettings} state=${state} />`}
+      ${state.me.role === 'admin' && html`<${AdminSettings} state=${state} />`}
     </details>`;
 }
