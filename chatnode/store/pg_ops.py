@@ -32,6 +32,8 @@ from psycopg import errors
 
 from ..invites import invite_refusal
 from ..protocol import ChatError, ErrorCode, Message
+from . import pg_search
+from . import search as search_index
 from . import sqlite as sql
 from .postgres import (
     Connection,
@@ -389,7 +391,8 @@ def message_by_client_id(conn: Connection, sender_id: str, client_msg_id: str
 # One statement appends a message: it looks for the original of a retry and for the sender's
 # membership, takes the seq from the conversation's counter row only when it is a new message
 # from a member (the UPDATE holds that row's lock to COMMIT), inserts it, and moves the sender's
-# markers. What it found comes back as one row: (new seq, is a member, the original's columns).
+# markers, and indexes it for search (words: pg_search.words_of, NULL for nothing to find).
+# What it found comes back as one row: (new seq, is a member, the original's columns).
 _APPEND = (
     "WITH original AS (SELECT * FROM messages"
     "   WHERE sender_id = %(sender)s AND client_msg_id = %(cmid)s),"
@@ -402,7 +405,9 @@ _APPEND = (
     "   %(target)s::bigint FROM c RETURNING seq),"
     " k AS (UPDATE members SET last_delivered_seq = GREATEST(last_delivered_seq, i.seq),"
     "   last_read_seq = GREATEST(last_read_seq, i.seq) FROM i"
-    "   WHERE conversation_id = %(cid)s AND user_id = %(sender)s)"
+    "   WHERE conversation_id = %(cid)s AND user_id = %(sender)s),"
+    " s AS (INSERT INTO message_search (conversation_id, seq, words)"
+    "   SELECT %(cid)s, seq, %(words)s::tsvector FROM i WHERE %(words)s::tsvector IS NOT NULL)"
     " SELECT (SELECT seq FROM i), EXISTS (SELECT 1 FROM member),"
     f" {_M_COLUMNS} FROM (SELECT 1) AS one LEFT JOIN original AS m ON TRUE"
 )
@@ -436,13 +441,15 @@ def append_message(conn: Connection, conversation_id: str, sender_id: str,
         row = conn.execute(_APPEND, {
             "cid": conversation_id, "sender": sender_id, "cmid": client_msg_id, "kind": kind,
             "body": body, "ts": ts, "media": media_id, "reply_to": reply_to,
-            "target": target}).fetchone()
+            "target": target, "words": pg_search.words_of(kind, body)}).fetchone()
     except errors.UniqueViolation:
         raise RunAgain("another node stored this client_msg_id meanwhile") from None
     assert row is not None
     if row[2] is not None:
         return _message(row[2:]), False
     _require_member(row[1], client_msg_id)
+    if kind == "edit" and target is not None:
+        pg_search.reindex_message(conn, conversation_id, target, body)
     if kind == "delete":
         # The log stays append-only, but a deleted message's content is gone for everyone.
         conn.execute("UPDATE messages SET body = '', media_id = NULL"
@@ -450,6 +457,7 @@ def append_message(conn: Connection, conversation_id: str, sender_id: str,
         # Its edits held its words too.
         conn.execute("UPDATE messages SET body = '' WHERE conversation_id = %s AND target = %s"
                      " AND kind = 'edit'", (conversation_id, target))
+        pg_search.unindex_message(conn, conversation_id, target)
     return Message(conversation_id, int(row[0]), sender_id, client_msg_id, kind, body, ts,
                    media_id, reply_to, target), True
 
@@ -729,12 +737,29 @@ def sqlite_operations() -> dict[str, Callable[..., Any]]:
     return found
 
 
+# search.py's functions that are SQLite's own machinery, with no meaning on PostgreSQL.
+NOT_SEARCH_OPERATIONS = frozenset({"register_functions"})
+
+
+def search_operations() -> dict[str, Callable[..., Any]]:
+    """Every public function of search.py whose first parameter is a connection: their twins
+    are pg_search.py's."""
+    return {name: fn for name, fn in vars(search_index).items()
+            if not name.startswith("_") and name not in NOT_SEARCH_OPERATIONS
+            and inspect.isfunction(fn) and fn.__module__ == search_index.__name__
+            and list(inspect.signature(fn).parameters)[:1] == ["conn"]}
+
+
 def _build_twins() -> dict[Callable[..., Any], Callable[..., Any]]:
     here = globals()
     missing = sorted(name for name in sqlite_operations() if not callable(here.get(name)))
+    missing += sorted(f"search.{name}" for name in search_operations()
+                      if not callable(getattr(pg_search, name, None)))
     if missing:
         raise ImportError("chatnode.store.pg_ops has no twin for: " + ", ".join(missing))
-    return {fn: here[name] for name, fn in sqlite_operations().items()}
+    twins = {fn: here[name] for name, fn in sqlite_operations().items()}
+    twins.update({fn: getattr(pg_search, name) for name, fn in search_operations().items()})
+    return twins
 
 
 TWINS = _build_twins()

@@ -9,7 +9,7 @@ with trio.to_thread.run_sync, because psycopg's async API runs only on asyncio.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from importlib import resources
 from typing import Any
@@ -19,6 +19,7 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
 
 from ..protocol import ChatError, ErrorCode
+from . import pg_search
 from .check import CheckReport, check_log
 from .errors import StoreError
 from .records import InviteRecord, UserRecord
@@ -29,16 +30,16 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 # schema_pg.sql is version 2, SQLite's schema.sql with its migration 2, so the two stores keep
 # the same version numbers. Each entry takes the schema one version further, from 2 on, and is
 # SQLite's migration of the same number in PostgreSQL's types.
-MIGRATIONS: list[str] = [
+# A step is SQL, or a function for a step that needs Python (search's index_text).
+MIGRATIONS: list[str | Callable[[Connection], None]] = [
     # 3: account self-service, as SQLite's migration 3.
     """
     ALTER TABLE devices ADD COLUMN last_seen BIGINT;
     ALTER TABLE users ADD COLUMN avatar_id TEXT;
     CREATE INDEX users_by_avatar ON users (avatar_id) WHERE avatar_id IS NOT NULL;
     """,
-    # 4: SQLite's search index (store/search.py, FTS5). PostgreSQL's twin, its own full-text
-    # table written with each message, is not built yet; this step keeps the numbering alike.
-    "SELECT 1",
+    # 4: the search index (pg_search.py, SQLite's is FTS5), filled from the log already there.
+    pg_search.create_index,
     # 5: node-wide roles and invites, as SQLite's migration 5.
     """
     ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'user'
@@ -125,7 +126,11 @@ def migrate(conn: Connection) -> int:
             conn.execute(schema)
             _set_version(conn, BASE_VERSION)
         for version in range(max(found, BASE_VERSION), SCHEMA_VERSION):
-            conn.execute(MIGRATIONS[version - BASE_VERSION])
+            step = MIGRATIONS[version - BASE_VERSION]
+            if callable(step):
+                step(conn)
+            else:
+                conn.execute(step)
             _set_version(conn, version + 1)
     return found
 

@@ -1,12 +1,16 @@
 """The search index without a node: no query can be FTS5 syntax, the index follows the log in
 its transaction, a migration indexes the messages already there, and a rebuild gives the same
-index the log's own writes gave."""
+index the log's own writes gave. The store's half runs on SQLite (FTS5) and on PostgreSQL
+(pg_search.py's tsvectors), which must find the same messages."""
 
 from __future__ import annotations
 
 import itertools
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -72,29 +76,94 @@ def test_a_prefix_needs_two_letters_but_a_cjk_character_is_enough() -> None:
     assert match_expression(parse_query("東*")) == '"東" *'
 
 
-# --- the index in the store ---------------------------------------------------------------
+# --- the index in the store, on both stores ----------------------------------------------
 
-def conversation(conn: sqlite3.Connection) -> tuple[str, str]:
-    users = [sql.insert_user(conn, name, None, "x").user_id for name in ("ann", "ben")]
-    record, _ = sql.insert_conversation(conn, "direct", None, users[0], users[1:])
+STORES = ["sqlite", "postgres"]
+
+
+@pytest.fixture(params=STORES)
+def conn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A migrated store's connection in autocommit mode: SQLite's, or PostgreSQL's."""
+    if request.param == "sqlite":
+        connection: Any = sql.open_database(tmp_path)
+    else:
+        from chatnode.store import postgres
+
+        connection = postgres.open_migrated(request.getfixturevalue("pg_url"))
+    yield connection
+    connection.close()
+
+
+def on_sqlite(conn: Any) -> bool:
+    return isinstance(conn, sqlite3.Connection)
+
+
+def ops(conn: Any) -> ModuleType:
+    """sqlite.py, or its PostgreSQL twins."""
+    if on_sqlite(conn):
+        return sql
+    from chatnode.store import pg_ops
+
+    return pg_ops
+
+
+def index_ops(conn: Any) -> ModuleType:
+    """search.py, or its PostgreSQL twins."""
+    if on_sqlite(conn):
+        return search_index
+    from chatnode.store import pg_search
+
+    return pg_search
+
+
+def in_one_transaction(conn: Any, fn: Callable[[Any], Any]) -> Any:
+    if on_sqlite(conn):
+        conn.execute("BEGIN")
+        result = fn(conn)
+        conn.execute("COMMIT")
+        return result
+    with conn.transaction():
+        return fn(conn)
+
+
+def conversation(conn: Any) -> tuple[str, str]:
+    users = [ops(conn).insert_user(conn, name, None, "x").user_id for name in ("ann", "ben")]
+    record, _ = ops(conn).insert_conversation(conn, "direct", None, users[0], users[1:])
     return record.conversation_id, users[0]
 
 
-def indexed(conn: sqlite3.Connection) -> list[tuple[str, int, str]]:
-    return conn.execute(
-        "SELECT conversation_id, seq, text FROM message_search ORDER BY rowid").fetchall()
-
-
-def test_rebuild_gives_the_index_the_log_built(tmp_path: Path) -> None:
-    conn = sql.open_database(tmp_path)
-    cid, ann = conversation(conn)
-
+def sender(conn: Any, conversation_id: str, user_id: str) -> Callable[..., int]:
+    """send(kind, body, target=None) -> the new message's seq."""
     ids = itertools.count()
 
     def send(kind: str, body: str, target: int | None = None) -> int:
-        return sql.append_message(conn, cid, ann, f"m{next(ids)}", kind, body, None, None,
-                                  target)[0].seq
+        return ops(conn).append_message(conn, conversation_id, user_id, f"m{next(ids)}", kind,
+                                        body, None, None, target)[0].seq
 
+    return send
+
+
+def indexed(conn: Any) -> list[tuple[str, int, list[str]]]:
+    """Each indexed message with its words (sorted: a tsvector keeps no order), oldest first."""
+    if on_sqlite(conn):
+        rows = conn.execute(
+            "SELECT conversation_id, seq, text FROM message_search ORDER BY rowid").fetchall()
+        return [(cid, seq, sorted(set(text.split()))) for cid, seq, text in rows]
+    rows = conn.execute("SELECT conversation_id, seq, tsvector_to_array(words)"
+                        " FROM message_search ORDER BY cursor").fetchall()
+    return [(cid, seq, sorted(words)) for cid, seq, words in rows]
+
+
+def found(conn: Any, user: str, query: str, conversation_id: str | None = None
+          ) -> list[tuple[str, int]]:
+    rows = index_ops(conn).search(conn, user, parse_query(query),
+                                  conversation_id=conversation_id, before=None, limit=10)
+    return [(r.conversation_id, r.seq) for r in rows]
+
+
+def test_rebuild_gives_the_index_the_log_built(conn: Any) -> None:
+    cid, ann = conversation(conn)
+    send = sender(conn, cid, ann)
     kept = send("text", "Grüße aus Köln")
     edited = send("text", "first draft")
     send("edit", "second draft", edited)
@@ -102,63 +171,166 @@ def test_rebuild_gives_the_index_the_log_built(tmp_path: Path) -> None:
     send("reaction", "👍", kept)
     send("delete", "", gone)
     by_the_log = indexed(conn)
-    assert by_the_log == [(cid, kept, "grusse aus koln"), (cid, edited, "second draft")]
-    conn.execute("BEGIN")
-    assert search_index.rebuild(conn) == 2
-    conn.execute("COMMIT")
+    assert by_the_log == [(cid, kept, ["aus", "grusse", "koln"]),
+                          (cid, edited, ["draft", "second"])]
+    assert in_one_transaction(conn, index_ops(conn).rebuild) == 2
     assert indexed(conn) == by_the_log
-    conn.close()
+    assert found(conn, ann, "draft") == [(cid, edited)]
+    assert found(conn, ann, "first") == []
 
 
-def test_a_store_from_before_search_is_indexed_when_migrated(tmp_path: Path) -> None:
-    """Messages written before search existed are found after the upgrade."""
-    conn = sql.open_database(tmp_path)
+def test_edits_and_deletes_reach_the_index_with_the_log(conn: Any) -> None:
+    """An edit is found by its new words only and keeps its place in the order (even one of a
+    message that had no words); a delete is found by none of its words, nor its edits'."""
     cid, ann = conversation(conn)
-    sql.append_message(conn, cid, ann, "old", "text", "written before search", None, None,
-                       None)
-    # Back to version 3: as if this store came from the release before search (migration 4).
-    conn.executescript("BEGIN; DROP TABLE message_search; PRAGMA user_version = 3; COMMIT;")
-    conn.close()
-    conn = sql.open_database(tmp_path)
-    assert conn.execute("PRAGMA user_version").fetchone() == (sql.SCHEMA_VERSION,)
-    assert indexed(conn) == [(cid, 1, "written before search")]
-    rows = search_index.search(conn, ann, parse_query("before"), conversation_id=None,
-                               before=None, limit=10)
-    assert [(r.seq, r.body) for r in rows] == [(1, "written before search")]
-    conn.close()
+    send = sender(conn, cid, ann)
+    first = send("text", "otter one")
+    second = send("text", "otter two")
+    send("edit", "otter changed", first)
+    assert found(conn, ann, "otter") == [(cid, second), (cid, first)]
+    assert found(conn, ann, "one") == []
+    assert found(conn, ann, "changed") == [(cid, first)]
+    blank = send("text", "?!")
+    assert found(conn, ann, "nothing") == []
+    send("edit", "from nothing", blank)
+    assert found(conn, ann, "nothing") == [(cid, blank)]
+    send("delete", "", first)
+    assert found(conn, ann, "changed") == []
+    assert found(conn, ann, "otter") == [(cid, second)]
+
+
+@pytest.mark.parametrize("query, text", [
+    ("cafe", "Un CAFÉ, merci"),
+    ("CAFÉ", "un cafe"),
+    ('"new york"', "New York, new jersey"),
+    ("new-yo*", "New York"),
+    ("pho*", "Photos of phones"),
+    ("東京", "私は東京に行った"),
+    ("京", "私は東京に行った"),
+    ("καλημερα", "Καλημέρα!"),
+    ("ПРИВЕТ", "привет, мир"),
+    ("ﬁle", "the FILE"),
+    ("नमस्ते", "नमस्ते दुनिया"),
+])
+def test_both_stores_find_by_the_same_folding(conn: Any, query: str, text: str) -> None:
+    cid, ann = conversation(conn)
+    sender(conn, cid, ann)("text", text)
+    assert found(conn, ann, query) == [(cid, 1)]
+
+
+@pytest.mark.parametrize("query, text", [
+    ('"york new"', "New York"),
+    ('"new york"', "new jersey, York"),
+    ("東京", "京東"),
+    ("phones", "phone"),
+    ("ph* zebra", "phones"),
+])
+def test_both_stores_miss_the_same(conn: Any, query: str, text: str) -> None:
+    cid, ann = conversation(conn)
+    sender(conn, cid, ann)("text", text)
+    assert found(conn, ann, query) == []
+
+
+HOSTILE = ["'", "\\", "a'b", "x:*", "a & b", "a | b", "!a", "a <-> b", "(a", "a)", "''''",
+           "\\'", "a:1", "-a", '"a \\" b"', "<2>", "a:*B", "NEAR(a b)", "{text}:a", "a\\:*",
+           "a:*zzz"]
+
+
+def test_no_query_is_syntax_for_the_store(conn: Any) -> None:
+    """Whatever a user types is refused with a reason or searched for as words: never a
+    syntax error of FTS5 or of tsquery (a 500)."""
+    cid, ann = conversation(conn)
+    sender(conn, cid, ann)("text", "a b x text")
+    for query in HOSTILE:
+        try:
+            parse_query(query)
+        except QueryError:
+            continue
+        found(conn, ann, query)
+    assert found(conn, ann, "a:*zzz") == []
+    assert found(conn, ann, "a & b") == [(cid, 1)]
+
+
+def test_long_and_repetitive_messages_are_indexed(conn: Any) -> None:
+    """A word repeated past PostgreSQL's 256 positions per lexeme, and a word longer than its
+    lexemes may be (dropped there, as to_tsvector drops it), do not fail the send."""
+    cid, ann = conversation(conn)
+    sender(conn, cid, ann)("text", "spam " * 600 + "x" * 3000 + " tail end")
+    assert found(conn, ann, "spam") == [(cid, 1)]
+    assert found(conn, ann, '"tail end"') == [(cid, 1)]
+
+
+def test_pages_go_newest_first_by_the_cursor(conn: Any) -> None:
+    cid, ann = conversation(conn)
+    send = sender(conn, cid, ann)
+    for n in range(5):
+        send("text", f"page {n}")
+    search = index_ops(conn).search
+    rows = search(conn, ann, parse_query("page"), conversation_id=None, before=None, limit=3)
+    assert [r.seq for r in rows] == [5, 4, 3]
+    rest = search(conn, ann, parse_query("page"), conversation_id=None,
+                  before=rows[-1].cursor, limit=3)
+    assert [(r.seq, r.body) for r in rest] == [(2, "page 1"), (1, "page 0")]
+
+
+def test_a_store_from_before_search_is_indexed_when_migrated(conn: Any, tmp_path: Path
+                                                             ) -> None:
+    """Messages written before search existed are found after the upgrade."""
+    cid, ann = conversation(conn)
+    sender(conn, cid, ann)("text", "written before search")
+    # Back to version 3: as if this store came from the release before search (migration 4);
+    # migration 5 (invites and roles) is undone too, since it runs again after 4.
+    if on_sqlite(conn):
+        conn.executescript(
+            "BEGIN; DROP TABLE message_search; DROP TABLE invites;"
+            " ALTER TABLE users DROP COLUMN role; PRAGMA user_version = 3; COMMIT;")
+        conn.close()
+        conn = sql.open_database(tmp_path)
+        assert conn.execute("PRAGMA user_version").fetchone() == (sql.SCHEMA_VERSION,)
+    else:
+        from chatnode.store import postgres
+
+        with conn.transaction():
+            conn.execute("DROP TABLE message_search")
+            conn.execute("DROP TABLE invites")
+            conn.execute("ALTER TABLE users DROP COLUMN role")
+            conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        assert postgres.migrate(conn) == 3
+        assert postgres.schema_version(conn) == postgres.SCHEMA_VERSION
+    try:
+        assert indexed(conn) == [(cid, 1, ["before", "search", "written"])]
+        assert found(conn, ann, "before") == [(cid, 1)]
+    finally:
+        if on_sqlite(conn):
+            conn.close()
 
 
 @pytest.mark.parametrize("scoped_up_to", [0, search_index.SCOPED_UP_TO])
 def test_both_ways_of_searching_keep_to_the_readers_window(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scoped_up_to: int) -> None:
+        conn: Any, monkeypatch: pytest.MonkeyPatch, scoped_up_to: int) -> None:
     """Narrowed in FTS5 to the reader's conversations or not (a reader of many messages), a
-    search finds only messages of the reader's conversations, written after they joined."""
+    search finds only messages of the reader's conversations, written after they joined; a
+    member removed from a group finds nothing of it any more."""
     monkeypatch.setattr(search_index, "SCOPED_UP_TO", scoped_up_to)
-    conn = sql.open_database(tmp_path)
-    ann, ben, cat = (sql.insert_user(conn, name, None, "x").user_id
+    ann, ben, cat = (ops(conn).insert_user(conn, name, None, "x").user_id
                      for name in ("ann", "ben", "cat"))
-    group, _ = sql.insert_conversation(conn, "group", "g", ann, [ben])
-    other, _ = sql.insert_conversation(conn, "direct", None, ann, [cat])
+    group, _ = ops(conn).insert_conversation(conn, "group", "g", ann, [ben])
+    other, _ = ops(conn).insert_conversation(conn, "direct", None, ann, [cat])
     gid = group.conversation_id
     ids = itertools.count()
 
     def say(cid: str, sender: str, body: str) -> int:
-        return sql.append_message(conn, cid, sender, f"m{next(ids)}", "text", body, None,
-                                  None, None)[0].seq
+        return ops(conn).append_message(conn, cid, sender, f"m{next(ids)}", "text", body,
+                                        None, None, None)[0].seq
 
     early = say(gid, ann, "otter early")
     say(other.conversation_id, ann, "otter elsewhere")
-    sql.change_membership(conn, gid, ann, "add", cat, 10)
+    ops(conn).change_membership(conn, gid, ann, "add", cat, 10)
     late = say(gid, ben, "otter late")
-    otter = parse_query("otter")
 
-    def found(user: str, conversation_id: str | None = None) -> list[tuple[str, int]]:
-        rows = search_index.search(conn, user, otter, conversation_id=conversation_id,
-                                   before=None, limit=10)
-        return [(r.conversation_id, r.seq) for r in rows]
-
-    assert found(ben) == [(gid, late), (gid, early)]
-    assert found(cat) == [(gid, late), (other.conversation_id, 1)]
-    assert found(cat, gid) == [(gid, late)]
-    assert found(ben, other.conversation_id) == []
-    conn.close()
+    assert found(conn, ben, "otter") == [(gid, late), (gid, early)]
+    assert found(conn, cat, "otter") == [(gid, late), (other.conversation_id, 1)]
+    assert found(conn, cat, "otter", gid) == [(gid, late)]
+    assert found(conn, ben, "otter", other.conversation_id) == []
+    ops(conn).change_membership(conn, gid, ann, "remove", ben, 10)
+    assert found(conn, ben, "otter") == []
