@@ -29,6 +29,11 @@ async def register(node: Node, username: str, invite: str) -> tuple[int, Any]:
             "username": username, "password": PASSWORD, "invite": invite})
 
 
+async def hits(rest: RestClient, query: str) -> list[tuple[str, int]]:
+    found = await rest.request("GET", "/api/v1/search", params={"q": query})
+    return [(h["conversation_id"], h["seq"]) for h in found["hits"]]
+
+
 async def both_at_once(*calls: Any) -> list[Any]:
     """Run the calls concurrently; their results in order."""
     results: list[Any] = [None] * len(calls)
@@ -88,7 +93,17 @@ async def test_invites_and_account_changes_hold_across_two_nodes(
         phone, laptop = await logged_in(one, winner), await logged_in(two, winner)
         cleo = await logged_in(two, "cleo")
         me = await phone.request("GET", "/api/v1/me")
-        await cleo.direct(me["user_id"])
+        cid = (await cleo.direct(me["user_id"]))["conversation_id"]
+
+        # Search on PostgreSQL: written through node one, found through node two, and after
+        # an edit the new words are found and the old ones not.
+        sent = await phone.send(cid, "Meet at the Ölmühle café", client_msg_id="plan")
+        assert await hits(cleo, "olmuhle") == [(cid, sent["seq"])]
+        await phone.request("POST", f"/api/v1/conversations/{cid}/messages", {
+            "client_msg_id": "plan-edit", "kind": "edit", "target": sent["seq"],
+            "body": "Meet at the harbour"})
+        assert await hits(cleo, "olmuhle") == []
+        assert await hits(cleo, "harbour") == [(cid, sent["seq"])]
         async with session(one, phone) as phone_live, session(two, laptop) as laptop_live, \
                 session(two, cleo) as cleo_live:
             # A device logged out through node one: its session on node two closes with 4001.
