@@ -215,6 +215,18 @@ def check_store(url: str) -> CheckReport:
             return report
     finally:
         conn.close()
+def reindex(url: str) -> int:
+    """`chatnode reindex` on a cluster's store: pg_search.rebuild in one transaction; the
+    number of messages indexed. Nodes may be running (see rebuild)."""
+    where = describe(url)
+    conn = open_migrated(url)
+    try:
+        with _one_line_failures(where), conn.transaction():
+            return pg_search.rebuild(conn)
+    finally:
+        conn.close()
+
+
 def set_user_role(conn: Connection, username: str, role: Role) -> bool:
     cursor = conn.execute("UPDATE users SET role = %s WHERE username = %s",
                           (role, username.lower()))
