@@ -136,11 +136,13 @@ def migrate(conn: Connection) -> int:
 
 
 def table_columns(conn: Connection) -> dict[str, list[str]]:
-    """Every table's columns in order, as sqlite.table_columns gives SQLite's."""
+    """Every table's columns in order, as sqlite.table_columns gives SQLite's, and like it
+    without the search index: each store builds its own (pg_search.py's here)."""
     columns: dict[str, list[str]] = {}
     for table, column in conn.execute(
             "SELECT table_name, column_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"):
+            " WHERE table_schema = current_schema() AND table_name != 'message_search'"
+            " ORDER BY table_name, ordinal_position"):
         columns.setdefault(table, []).append(column)
     return columns
 
