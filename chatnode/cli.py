@@ -173,12 +173,16 @@ def backup_command(target: str, config_file: str | None, data_dir: str | None) -
 @_config_option
 @_data_dir_option
 def reindex(config_file: str | None, data_dir: str | None) -> None:
-    """Rebuild the search index from the log, in one transaction (stop the node first)."""
+    """Rebuild the search index from the log, in one transaction (on SQLite, stop the node
+    first; on PostgreSQL, nodes may run: their sends wait until the rebuild commits)."""
     from .server import DataDirInUse, data_dir_lock
     from .store import search as search_index
 
     config = _load(config_file, data_dir=data_dir)
-    _refuse_postgres(config, "reindex")
+    if config.store.url is not None:
+        count = _reindex_postgres(config.store.url)
+        click.echo(f"search index rebuilt: {count} messages indexed")
+        return
     database = Path(config.data_dir) / sql.DB_FILE
     if not database.exists():
         raise click.ClickException(f"no store at {database}")
@@ -196,6 +200,20 @@ def reindex(config_file: str | None, data_dir: str | None) -> None:
     except DataDirInUse as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"search index rebuilt: {count} messages indexed")
+
+
+def _reindex_postgres(url: str) -> int:
+    # No lock file to refuse on: the nodes are elsewhere. pg_search.rebuild locks the index
+    # table against writes for its transaction instead, so nothing they send meanwhile is lost.
+    try:
+        from .store import postgres
+    except ImportError as exc:
+        raise click.ClickException("a PostgreSQL store needs chatnode's cluster extra:"
+                                   f" pip install 'chatnode[cluster]' ({exc})") from None
+    try:
+        return postgres.reindex(url)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command("restore")

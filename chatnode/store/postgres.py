@@ -136,11 +136,13 @@ def migrate(conn: Connection) -> int:
 
 
 def table_columns(conn: Connection) -> dict[str, list[str]]:
-    """Every table's columns in order, as sqlite.table_columns gives SQLite's."""
+    """Every table's columns in order, as sqlite.table_columns gives SQLite's, and like it
+    without the search index: each store builds its own (pg_search.py's here)."""
     columns: dict[str, list[str]] = {}
     for table, column in conn.execute(
             "SELECT table_name, column_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"):
+            " WHERE table_schema = current_schema() AND table_name != 'message_search'"
+            " ORDER BY table_name, ordinal_position"):
         columns.setdefault(table, []).append(column)
     return columns
 
@@ -215,6 +217,18 @@ def check_store(url: str) -> CheckReport:
             return report
     finally:
         conn.close()
+def reindex(url: str) -> int:
+    """`chatnode reindex` on a cluster's store: pg_search.rebuild in one transaction; the
+    number of messages indexed. Nodes may be running (see rebuild)."""
+    where = describe(url)
+    conn = open_migrated(url)
+    try:
+        with _one_line_failures(where), conn.transaction():
+            return pg_search.rebuild(conn)
+    finally:
+        conn.close()
+
+
 def set_user_role(conn: Connection, username: str, role: Role) -> bool:
     cursor = conn.execute("UPDATE users SET role = %s WHERE username = %s",
                           (role, username.lower()))
