@@ -177,6 +177,8 @@ class ChatService:
     def error_for(self, error: BaseException, ref: str | None) -> ChatError:
         """What a client is told about a failed write."""
         if isinstance(error, ChatError):
+            if error.ref is None and ref is not None:  # a store's refusal names no request
+                error.ref = ref
             return error
         if isinstance(error, StoreUnavailable):
             return ChatError(ErrorCode.INTERNAL, "the store cannot be written right now;"

@@ -200,3 +200,28 @@ def test_one_username_through_two_nodes_at_once_is_one_account_and_a_conflict(
     assert [u.username for u in pg_ops.list_users(first)] == ["zed"]
     assert pg_ops.device_by_token_hash(first, b"second") is None
 
+
+
+async def test_text_with_nul_is_refused_as_invalid_on_postgresql_and_changes_nothing(
+        pg_url: str) -> None:
+    """SQLite keeps U+0000 in TEXT; PostgreSQL cannot, so its store refuses it as bad input
+    (not `internal`): a display name, a message, a lookup."""
+    from chatnode.store import pg_ops
+    from chatnode.store.pg_store import PostgresStore
+
+    store = PostgresStore(pg_url)
+    store.start()
+    try:
+        ann = await store.write(sql.insert_user, "ann", "Ann", "h")
+        for fn, args in [(sql.set_display_name, (ann.user_id, "A\x00nn")),
+                         (sql.insert_device, (ann.user_id, "ph\x00ne", b"t"))]:
+            with pytest.raises(ChatError) as refused:
+                await store.write(fn, *args)
+            assert refused.value.code == ErrorCode.INVALID
+        with pytest.raises(ChatError) as lookup:
+            await store.read(sql.user_by_name, "a\x00")
+        assert lookup.value.code == ErrorCode.INVALID
+        assert (await store.read(sql.user_by_id, ann.user_id)).display_name == "Ann"
+        assert await store.read(pg_ops.devices_of, ann.user_id) == []
+    finally:
+        await store.close()
