@@ -87,7 +87,9 @@ async def test_a_new_avatar_reaches_other_members_live_and_is_served_to_them(
         "avatar"] == avatar
     members = (await bob.rest.request(
         "GET", f"/api/v1/conversations/{group['conversation_id']}"))["members"]
-    assert [m.get("avatar") for m in members] == [avatar, None]
+    # By user: members of one seniority come in user_id order, and ids are random.
+    assert {m["user_id"]: m.get("avatar") for m in members} == {alice.user_id: avatar,
+                                                                bob.user_id: None}
 
 
 async def test_a_replaced_or_removed_avatar_is_no_longer_served(
