@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from . import auth
-from .hub import CLOSE_UNAUTHENTICATED, Hub
+from .hub import Hub
 from .invites import invite_info, invite_link, new_invite_token, parse_duration
 from .logs import fields
 from .protocol import (
@@ -76,9 +76,7 @@ class Admins:
         if user is None:
             raise ChatError(ErrorCode.NOT_FOUND, "no such user")
         if user.disabled:
-            # Its tokens already fail every request; its live sessions end now, not at their
-            # next reconnect.
-            self.hub.close_user(user_id, CLOSE_UNAUTHENTICATED)
+            self.hub.disable_user(user_id)
         log.info("account changed", extra=fields(user=user_id, by=admin.user_id,
                                                  disabled=user.disabled, role=user.role))
         return AccountInfo(user.user_id, user.username, user.display_name, user.role,

@@ -250,7 +250,9 @@ def restore_command(backup_file: str, yes: bool, config_file: str | None,
 def migrate_command(source_dir: str, config_file: str | None) -> None:
     """Move a single node's store into the cluster's PostgreSQL store named by --config:
     users, devices and their tokens, conversations, the whole log with its seqs, markers,
-    uploads and push targets. The PostgreSQL store must be empty."""
+    uploads and push targets, and the upload files into `[store] media_dir` when the config
+    names one. The PostgreSQL store must be empty."""
+    from .media import copy_media_files
     from .server import DataDirInUse, data_dir_lock
     from .store import postgres
     from .store.transfer import transfer
@@ -266,6 +268,10 @@ def migrate_command(source_dir: str, config_file: str | None) -> None:
     try:
         # Holding the node's own lock: nothing writes the source while it is copied.
         with data_dir_lock(Path(source_dir)):
+            # The files first: once the store commits, every upload it names is in place.
+            media_dir = config.store.media_dir
+            files = None if media_dir is None else copy_media_files(
+                Path(source_dir) / "media", Path(media_dir))
             source = sql.open_database(Path(source_dir))
             target = postgres.open_migrated(config.store.url)
             try:
@@ -276,7 +282,14 @@ def migrate_command(source_dir: str, config_file: str | None) -> None:
                 target.close()
     except (DataDirInUse, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot copy the upload files: {exc}") from None
     click.echo(f"moved {report.summary()} into {postgres.describe(config.store.url)}")
+    if files is None:
+        click.echo(f"the upload files stay in {Path(source_dir) / 'media'}: copy its folders"
+                   " into the directory every node mounts as [store] media_dir", err=True)
+    else:
+        click.echo(f"copied {files} upload files into {media_dir}")
 
 
 @main.group()

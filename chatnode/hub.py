@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Protocol
 
 import trio
 
 from .logs import fields
-from .protocol import Codec, Message, ServerFrame, StatusUpdate, encode
+from .protocol import Codec, Message, ServerFrame, StatusUpdate, UserUpdated, encode
 
 log = logging.getLogger("chatnode.hub")
 
@@ -157,10 +158,21 @@ class Session:
 REVOKED_MEMORY_S = 60.0
 
 
+class AccountNewsElsewhere(Protocol):
+    """In cluster mode (cluster/link.py): account changes whose sessions may sit on other
+    nodes too. The nodes that hear of them act through the hub's `*_here` methods, so nothing
+    is told twice."""
+
+    def device_revoked(self, device_id: str) -> None: ...
+    def user_disabled(self, user_id: str) -> None: ...
+    def user_updated(self, frame: UserUpdated) -> None: ...
+
+
 class Hub:
     def __init__(self) -> None:
         self._by_user: dict[str, set[Session]] = {}
         self._revoked: dict[str, float] = {}  # device id -> when, oldest first
+        self.elsewhere: AccountNewsElsewhere | None = None
 
     def register(self, session: Session) -> None:
         self._by_user.setdefault(session.user_id, set()).add(session)
@@ -207,8 +219,26 @@ class Hub:
         return {session.device_id for session in self._by_user.get(user_id, ())}
 
     def revoke_device(self, device_id: str) -> None:
-        """A device was logged out: its live sessions close with 4001 now, and so does one
-        whose hello passed just before the token was revoked."""
+        """A device was logged out: its live sessions close with 4001 now, here and on every
+        other node, and so does one whose hello passed just before the token was revoked."""
+        self.revoke_device_here(device_id)
+        if self.elsewhere is not None:
+            self.elsewhere.device_revoked(device_id)
+
+    def disable_user(self, user_id: str) -> None:
+        """An account was disabled: its tokens already fail every request, and its live
+        sessions, here and on every other node, end now rather than at their next reconnect."""
+        self.close_user(user_id, CLOSE_UNAUTHENTICATED)
+        if self.elsewhere is not None:
+            self.elsewhere.user_disabled(user_id)
+
+    def user_updated(self, frame: UserUpdated, audience: Iterable[str]) -> None:
+        """A profile change, to `audience` here; other nodes work out their own audience."""
+        self.publish(audience, frame)
+        if self.elsewhere is not None:
+            self.elsewhere.user_updated(frame)
+
+    def revoke_device_here(self, device_id: str) -> None:
         now = trio.current_time()
         while self._revoked:
             oldest, at = next(iter(self._revoked.items()))

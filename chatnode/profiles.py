@@ -102,4 +102,4 @@ class Profiles:
 
     def _announce(self, user: UserRecord) -> None:
         frame = UserUpdated(user.user_id, user.username, user.display_name, user.avatar_id)
-        self.hub.publish({user.user_id} | self.engine.peers_of(user.user_id), frame)
+        self.hub.user_updated(frame, {user.user_id} | self.engine.peers_of(user.user_id))

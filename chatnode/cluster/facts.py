@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 from msgspec import Struct
 
-from ..protocol import Message
+from ..protocol import Message, UserUpdated
 from ..store import ConversationRecord
 
 
@@ -69,13 +69,33 @@ class PushTargetAdded(Fact, tag="push_target"):
     user_id: str
 
 
+class DeviceRevoked(Fact, tag="device_revoked"):
+    """A device was logged out: its sessions on every node close with 4001."""
+
+    device_id: str
+
+
+class UserDisabled(Fact, tag="user_disabled"):
+    """An admin disabled an account: its sessions on every node close with 4001."""
+
+    user_id: str
+
+
+class ProfileChanged(Fact, tag="profile"):
+    """A user's display name or avatar changed, as its `user_updated` frame: each node sends it
+    to the user's sessions and their peers' there."""
+
+    frame: UserUpdated
+
+
 class Resync(Fact, tag="resync"):
     """The origin dropped facts (its bus was down or its queue full): every node makes its
     sessions whole from the store, as after its own reconnection."""
 
 
 AnyFact = MessageCommitted | MarkersMoved | ConversationChanged | TypingChanged \
-    | PresenceChanged | NodePresence | PushTargetAdded | Resync
+    | PresenceChanged | NodePresence | PushTargetAdded | DeviceRevoked | UserDisabled \
+    | ProfileChanged | Resync
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyFact)
