@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -373,3 +375,37 @@ def test_any_text_and_any_query_are_valid_tsvector_and_tsquery(pg: Any, text: st
     row = pg.execute("SELECT %s::tsvector @@ %s::tsquery",
                      (words, pg_search.tsquery_text(phrases))).fetchone()
     assert row == (True,)
+
+
+def test_a_rebuild_beside_a_writer_loses_and_doubles_nothing(pg_url: str) -> None:
+    """`chatnode reindex` on PostgreSQL while nodes write: a send and an edit made during the
+    rebuild wait for its COMMIT, then land in the rebuilt index with their own words."""
+    from chatnode.store import pg_ops, pg_search, postgres
+
+    writer = postgres.open_migrated(pg_url)
+    other_writer = postgres.connect(pg_url)
+    rebuilder = postgres.connect(pg_url)
+    try:
+        cid, ann = conversation(writer)
+        draft = sender(writer, cid, ann)("text", "draft words")
+        writes = [(writer, "m-new", "text", "sent meanwhile", None),
+                  (other_writer, "m-edit", "edit", "edited meanwhile", draft)]
+        threads = [threading.Thread(target=pg_ops.append_message,
+                                    args=(conn, cid, ann, cmid, kind, body, None, None, target))
+                   for conn, cmid, kind, body, target in writes]
+        with rebuilder.transaction():
+            assert pg_search.rebuild(rebuilder) == 1
+            for thread in threads:
+                thread.start()
+            time.sleep(0.3)  # not a timing assertion: only gives the writes time to block
+            assert all(thread.is_alive() for thread in threads)
+        for thread in threads:
+            thread.join(10)
+        new = pg_ops.message_by_client_id(writer, ann, "m-new")
+        assert new is not None
+        assert sorted(indexed(writer)) == sorted([(cid, draft, ["edited", "meanwhile"]),
+                                                  (cid, new.seq, ["meanwhile", "sent"])])
+        assert sorted(found(writer, ann, "meanwhile")) == sorted([(cid, draft), (cid, new.seq)])
+    finally:
+        for conn in (writer, other_writer, rebuilder):
+            conn.close()
