@@ -111,7 +111,9 @@ def parse_query(query: str) -> list[Phrase]:
         quoted, word = match.group(1), match.group(2)
         text = quoted if quoted is not None else word
         prefix = word is not None and word.endswith("*")
-        words = tuple(fold(text[start:end]) for start, end in tokens(text))
+        # A token of marks alone (a lone combining accent) folds to nothing, as in the index.
+        words = tuple(word for word in (fold(text[start:end]) for start, end in tokens(text))
+                      if word)
         if not words:
             continue
         if prefix and len(words[-1]) < PREFIX_MIN_CHARS and not _SPACELESS_CHAR.match(words[-1]):

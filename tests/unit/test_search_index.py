@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chatnode.search_text import (
+    Phrase,
     QueryError,
     index_text,
     marks,
@@ -68,6 +71,14 @@ def test_a_snippet_keeps_its_marks_in_place() -> None:
     cut, spans = snippet(text, parse_query("needle"))
     assert [cut[a:b] for a, b in spans] == ["needle"]
     assert len(cut) <= 162
+
+
+def test_a_lone_combining_accent_is_no_word() -> None:
+    """It folds to nothing, in the index and in a query: an empty word would be a tsquery
+    syntax error on PostgreSQL (a 500)."""
+    assert parse_query('"x \u0301 y"') == [Phrase(("x", "y"))]
+    with pytest.raises(QueryError, match="no letters or digits"):
+        parse_query("\u0301")
 
 
 def test_a_prefix_needs_two_letters_but_a_cjk_character_is_enough() -> None:
@@ -233,7 +244,7 @@ def test_both_stores_miss_the_same(conn: Any, query: str, text: str) -> None:
 
 HOSTILE = ["'", "\\", "a'b", "x:*", "a & b", "a | b", "!a", "a <-> b", "(a", "a)", "''''",
            "\\'", "a:1", "-a", '"a \\" b"', "<2>", "a:*B", "NEAR(a b)", "{text}:a", "a\\:*",
-           "a:*zzz"]
+           "a:*zzz", "\u0301", '"x \u0301 y"', "\u0301*"]
 
 
 def test_no_query_is_syntax_for_the_store(conn: Any) -> None:
@@ -334,3 +345,67 @@ def test_both_ways_of_searching_keep_to_the_readers_window(
     assert found(conn, ben, "otter", other.conversation_id) == []
     ops(conn).change_membership(conn, gid, ann, "remove", ben, 10)
     assert found(conn, ben, "otter") == []
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[Any]:
+    from chatnode.store import postgres
+
+    connection = postgres.connect(pg_url)
+    yield connection
+    connection.close()
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=80) | st.lists(st.sampled_from(
+    ["'", "\\", ":", "*", "&", "|", "!", "<->", "(", ")", '"', " ", "a", "東京", "é", "ﬁ",
+     "Ꙃ", "\u0301", "\U0002a6a5", "1", "_"]), max_size=14).map("".join))
+def test_any_text_and_any_query_are_valid_tsvector_and_tsquery(pg: Any, text: str) -> None:
+    """Whatever a message or a query holds, PostgreSQL takes what pg_search builds from it (a
+    send never fails on its index, a search is never a 500), and finds the text by its words."""
+    from chatnode.store import pg_search
+
+    words = pg_search.words_of("text", text) or ""
+    try:
+        phrases = parse_query(text)
+    except QueryError:
+        pg.execute("SELECT %s::tsvector", (words,))
+        return
+    row = pg.execute("SELECT %s::tsvector @@ %s::tsquery",
+                     (words, pg_search.tsquery_text(phrases))).fetchone()
+    assert row == (True,)
+
+
+def test_a_rebuild_beside_a_writer_loses_and_doubles_nothing(pg_url: str) -> None:
+    """`chatnode reindex` on PostgreSQL while nodes write: a send and an edit made during the
+    rebuild wait for its COMMIT, then land in the rebuilt index with their own words."""
+    from chatnode.store import pg_ops, pg_search, postgres
+
+    writer = postgres.open_migrated(pg_url)
+    other_writer = postgres.connect(pg_url)
+    rebuilder = postgres.connect(pg_url)
+    try:
+        cid, ann = conversation(writer)
+        draft = sender(writer, cid, ann)("text", "draft words")
+        writes = [(writer, "m-new", "text", "sent meanwhile", None),
+                  (other_writer, "m-edit", "edit", "edited meanwhile", draft)]
+        threads = [threading.Thread(target=pg_ops.append_message,
+                                    args=(conn, cid, ann, cmid, kind, body, None, None, target))
+                   for conn, cmid, kind, body, target in writes]
+        with rebuilder.transaction():
+            assert pg_search.rebuild(rebuilder) == 1
+            for thread in threads:
+                thread.start()
+            time.sleep(0.3)  # not a timing assertion: only gives the writes time to block
+            assert all(thread.is_alive() for thread in threads)
+        for thread in threads:
+            thread.join(10)
+        new = pg_ops.message_by_client_id(writer, ann, "m-new")
+        assert new is not None
+        assert sorted(indexed(writer)) == sorted([(cid, draft, ["edited", "meanwhile"]),
+                                                  (cid, new.seq, ["meanwhile", "sent"])])
+        assert sorted(found(writer, ann, "meanwhile")) == sorted([(cid, draft), (cid, new.seq)])
+    finally:
+        for conn in (writer, other_writer, rebuilder):
+            conn.close()
