@@ -1,5 +1,5 @@
-"""The `chatnode` command: serve, the admin's user commands, check, backup, restore and
-migrate (a single node into a cluster).
+"""The `chatnode` command: serve, the admin's user commands, check, backup, restore, reindex
+and migrate (a single node into a cluster).
 
 The user commands open the database directly, so they work with or without a node running on
 the same data directory (SQLite's WAL lets them write alongside it), and on a cluster's
@@ -22,12 +22,21 @@ import trio
 
 from . import auth, logs
 from .config import Config, ConfigError, load_config
+from .invites import (
+    DEFAULT_EXPIRY,
+    MAX_USES,
+    invite_info,
+    invite_link,
+    new_invite_token,
+    parse_duration,
+)
 from .protocol import ChatError, RegisterRequest
 from .store import backup as backups
 from .store import sqlite as sql
 from .store.admin import UserAdmin, open_user_admin
 from .store.check import CheckReport, check_store
 from .store.errors import StoreError
+from .store.sqlite import Role
 
 _config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False),
                               help="TOML config file (see config.example.toml).")
@@ -160,6 +169,53 @@ def backup_command(target: str, config_file: str | None, data_dir: str | None) -
                f" messages to {target}; copy {Path(config.data_dir) / 'media'} for uploads")
 
 
+@main.command()
+@_config_option
+@_data_dir_option
+def reindex(config_file: str | None, data_dir: str | None) -> None:
+    """Rebuild the search index from the log, in one transaction (on SQLite, stop the node
+    first; on PostgreSQL, nodes may run: their sends wait until the rebuild commits)."""
+    from .server import DataDirInUse, data_dir_lock
+    from .store import search as search_index
+
+    config = _load(config_file, data_dir=data_dir)
+    if config.store.url is not None:
+        count = _reindex_postgres(config.store.url)
+        click.echo(f"search index rebuilt: {count} messages indexed")
+        return
+    database = Path(config.data_dir) / sql.DB_FILE
+    if not database.exists():
+        raise click.ClickException(f"no store at {database}")
+    # Refused beside a running node: the rebuild holds the store's one write lock until it
+    # commits, longer than the node waits for it on a big store, so its sends would fail.
+    try:
+        with data_dir_lock(Path(config.data_dir)):
+            conn = sql.open_database(Path(config.data_dir))
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                count = search_index.rebuild(conn)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+    except DataDirInUse as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"search index rebuilt: {count} messages indexed")
+
+
+def _reindex_postgres(url: str) -> int:
+    # No lock file to refuse on: the nodes are elsewhere. pg_search.rebuild locks the index
+    # table against writes for its transaction instead, so nothing they send meanwhile is lost.
+    try:
+        from .store import postgres
+    except ImportError as exc:
+        raise click.ClickException("a PostgreSQL store needs chatnode's cluster extra:"
+                                   f" pip install 'chatnode[cluster]' ({exc})") from None
+    try:
+        return postgres.reindex(url)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.command("restore")
 @click.argument("backup_file", type=click.Path(dir_okay=False))
 @click.option("--yes", is_flag=True, help="Replace an existing store without asking.")
@@ -194,7 +250,9 @@ def restore_command(backup_file: str, yes: bool, config_file: str | None,
 def migrate_command(source_dir: str, config_file: str | None) -> None:
     """Move a single node's store into the cluster's PostgreSQL store named by --config:
     users, devices and their tokens, conversations, the whole log with its seqs, markers,
-    uploads and push targets. The PostgreSQL store must be empty."""
+    uploads and push targets, and the upload files into `[store] media_dir` when the config
+    names one. The PostgreSQL store must be empty."""
+    from .media import copy_media_files
     from .server import DataDirInUse, data_dir_lock
     from .store import postgres
     from .store.transfer import transfer
@@ -210,6 +268,10 @@ def migrate_command(source_dir: str, config_file: str | None) -> None:
     try:
         # Holding the node's own lock: nothing writes the source while it is copied.
         with data_dir_lock(Path(source_dir)):
+            # The files first: once the store commits, every upload it names is in place.
+            media_dir = config.store.media_dir
+            files = None if media_dir is None else copy_media_files(
+                Path(source_dir) / "media", Path(media_dir))
             source = sql.open_database(Path(source_dir))
             target = postgres.open_migrated(config.store.url)
             try:
@@ -220,7 +282,14 @@ def migrate_command(source_dir: str, config_file: str | None) -> None:
                 target.close()
     except (DataDirInUse, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot copy the upload files: {exc}") from None
     click.echo(f"moved {report.summary()} into {postgres.describe(config.store.url)}")
+    if files is None:
+        click.echo(f"the upload files stay in {Path(source_dir) / 'media'}: copy its folders"
+                   " into the directory every node mounts as [store] media_dir", err=True)
+    else:
+        click.echo(f"copied {files} upload files into {media_dir}")
 
 
 @main.group()
@@ -247,10 +316,13 @@ def _user_admin(config_file: str | None, data_dir: str | None) -> Iterator[UserA
 @click.option("--password", help="The password (or use --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--display-name", help="Name shown to others (default: the username).")
+@click.option("--admin", is_flag=True,
+              help="Make it an admin of the node (admins make invites and disable users).")
 @_config_option
 @_data_dir_option
 def user_add(username: str, password: str | None, password_stdin: bool,
-             display_name: str | None, config_file: str | None, data_dir: str | None) -> None:
+             display_name: str | None, admin: bool, config_file: str | None,
+             data_dir: str | None) -> None:
     """Create an account."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -262,12 +334,14 @@ def user_add(username: str, password: str | None, password_stdin: bool,
     except msgspec.ValidationError as exc:
         raise click.ClickException(f"invalid account: {exc}") from None
     try:
-        with _user_admin(config_file, data_dir) as admin:
-            created = admin.add_user(request.username, request.display_name,
-                                     auth.hash_password(request.password))
+        with _user_admin(config_file, data_dir) as store:
+            created = store.add_user(request.username, request.display_name,
+                                     auth.hash_password(request.password),
+                                     "admin" if admin else "user")
     except ChatError as exc:
         raise click.ClickException(exc.message) from None
-    click.echo(f"added {created.username} ({created.user_id})")
+    click.echo(f"added {created.username} ({created.user_id})"
+               + (", an admin" if created.role == "admin" else ""))
 
 
 @user.command("list")
@@ -281,7 +355,7 @@ def user_list(config_file: str | None, data_dir: str | None) -> None:
         seen = (datetime.fromtimestamp(u.last_seen / 1000, UTC).strftime("%Y-%m-%d %H:%M")
                 if u.last_seen else "never")
         state = "disabled" if u.disabled else "active"
-        click.echo(f"{u.username:<24} {u.user_id:<20} {state:<8} last seen {seen}"
+        click.echo(f"{u.username:<24} {u.user_id:<20} {state:<8} {u.role:<5} last seen {seen}"
                    f"  {u.display_name}")
 
 
@@ -296,6 +370,90 @@ def user_disable(username: str, config_file: str | None, data_dir: str | None) -
     if not found:
         raise click.ClickException(f"no user named {username!r}")
     click.echo(f"disabled {username}")
+
+
+@user.command("role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(["admin", "user"]))
+@_config_option
+@_data_dir_option
+def user_role(username: str, role: Role, config_file: str | None, data_dir: str | None) -> None:
+    """Make an account an admin of the node, or an ordinary user again."""
+    with _user_admin(config_file, data_dir) as admin:
+        found = admin.set_user_role(username, role)
+    if not found:
+        raise click.ClickException(f"no user named {username!r}")
+    click.echo(f"{username} is now {'an admin' if role == 'admin' else 'a user'}")
+
+
+@main.group()
+def invite() -> None:
+    """Invite people: each invite is a link that lets them register (registration = "invite")."""
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@invite.command("create")
+@click.option("--uses", type=click.IntRange(1, MAX_USES), default=1, show_default=True,
+              help="How many accounts the invite may make.")
+@click.option("--expires", default=DEFAULT_EXPIRY, show_default=True,
+              help="How long it lasts: 30m, 12h, 7d.")
+@click.option("--admin", is_flag=True, help="The accounts it makes are admins.")
+@_config_option
+@_data_dir_option
+def invite_create(uses: int, expires: str, admin: bool, config_file: str | None,
+                  data_dir: str | None) -> None:
+    """Make an invite and print its link (shown this once: only a hash is kept)."""
+    config = _load(config_file, data_dir=data_dir)
+    try:
+        expires_at = sql.now_ms() + parse_duration(expires)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expires") from None
+    token = new_invite_token()
+    with _user_admin(config_file, data_dir) as store:
+        invite_id = store.add_invite(auth.token_hash(token), uses, admin, expires_at)
+    base = config.public_url
+    if base is None:
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        base = f"http://{host}:{config.port}"
+        click.echo(f"note: no public_url is configured, so the link uses host and port from"
+                   f" the config ({base}); set public_url to the address people open", err=True)
+    kind = "admin invite" if admin else "invite"
+    click.echo(f"created {kind} {invite_id}: {uses} use{'s' if uses > 1 else ''},"
+               f" expires {_utc(expires_at)}")
+    click.echo(invite_link(base, token))
+
+
+@invite.command("list")
+@_config_option
+@_data_dir_option
+def invite_list(config_file: str | None, data_dir: str | None) -> None:
+    """List invites: id, state, uses left, expiry, who made it (never their tokens)."""
+    with _user_admin(config_file, data_dir) as store:
+        invites = store.list_invites()
+    now = sql.now_ms()
+    for i in invites:
+        info = invite_info(i, now)
+        click.echo(f"{info.invite_id:<20} {info.state:<8} {info.uses_left}/{info.max_uses} uses"
+                   f" left  expires {_utc(info.expires_at)}  by {info.created_by or '(cli)'}"
+                   + ("  makes admins" if info.admin else ""))
+    if not invites:
+        click.echo("no invites")
+
+
+@invite.command("revoke")
+@click.argument("invite_id")
+@_config_option
+@_data_dir_option
+def invite_revoke(invite_id: str, config_file: str | None, data_dir: str | None) -> None:
+    """Revoke an invite: its link no longer registers anyone."""
+    with _user_admin(config_file, data_dir) as store:
+        found = store.revoke_invite(invite_id)
+    if not found:
+        raise click.ClickException(f"no invite with id {invite_id!r}")
+    click.echo(f"revoked {invite_id}")
 
 
 @main.command()

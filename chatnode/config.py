@@ -86,8 +86,12 @@ class Config(Struct, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8420
     data_dir: str = "./chatnode-data"
-    # "closed": accounts are made with `chatnode user add`; "open": anyone may register.
-    registration: Literal["open", "closed"] = "closed"
+    # "invite": people register with an invite an admin made (`chatnode invite create`);
+    # "closed": accounts are made only with `chatnode user add`; "open": anyone may register.
+    registration: Literal["closed", "invite", "open"] = "invite"
+    # The address people open the node at (https://chat.example.org, behind a proxy): invite
+    # links start with it. None: the CLI uses http://HOST:PORT, REST the request's own address.
+    public_url: str | None = None
     # "full" fsyncs every commit (survives power loss); "normal" survives a crash of the
     # process but may lose the last commits on power loss.
     durability: Literal["full", "normal"] = "full"
@@ -161,6 +165,10 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         config = msgspec.convert(layers, Config, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from None
+    if config.public_url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?",
+                                                          config.public_url):
+        raise ConfigError("invalid configuration: public_url must be an http:// or https://"
+                          " URL without a query or fragment, like https://chat.example.org")
     _check_scheme("[store] url", config.store.url, STORE_SCHEMES)
     _check_scheme("[bus] url", config.bus.url, BUS_SCHEMES)
     return config

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Protocol
 
 import trio
 
 from .logs import fields
-from .protocol import Codec, Message, ServerFrame, StatusUpdate, encode
+from .protocol import Codec, Message, ServerFrame, StatusUpdate, UserUpdated, encode
 
 log = logging.getLogger("chatnode.hub")
 
@@ -152,12 +153,32 @@ class Session:
         self.cancel_scope.cancel()
 
 
+# How long a logged-out device is remembered: longer than any hello takes between checking its
+# token and registering its session.
+REVOKED_MEMORY_S = 60.0
+
+
+class AccountNewsElsewhere(Protocol):
+    """In cluster mode (cluster/link.py): account changes whose sessions may sit on other
+    nodes too. The nodes that hear of them act through the hub's `*_here` methods, so nothing
+    is told twice."""
+
+    def device_revoked(self, device_id: str) -> None: ...
+    def user_disabled(self, user_id: str) -> None: ...
+    def user_updated(self, frame: UserUpdated) -> None: ...
+
+
 class Hub:
     def __init__(self) -> None:
         self._by_user: dict[str, set[Session]] = {}
+        self._revoked: dict[str, float] = {}  # device id -> when, oldest first
+        self.elsewhere: AccountNewsElsewhere | None = None
 
     def register(self, session: Session) -> None:
         self._by_user.setdefault(session.user_id, set()).add(session)
+        if session.device_id in self._revoked:
+            # Its token was good when its hello was checked, and revoked before it got here.
+            session.close(CLOSE_UNAUTHENTICATED)
 
     def unregister(self, session: Session) -> None:
         sessions = self._by_user.get(session.user_id)
@@ -194,11 +215,48 @@ class Hub:
         for session in self._by_user.get(user_id, ()):
             session.push_status(frame)
 
+    def devices_online(self, user_id: str) -> set[str]:
+        return {session.device_id for session in self._by_user.get(user_id, ())}
+
+    def revoke_device(self, device_id: str) -> None:
+        """A device was logged out: its live sessions close with 4001 now, here and on every
+        other node, and so does one whose hello passed just before the token was revoked."""
+        self.revoke_device_here(device_id)
+        if self.elsewhere is not None:
+            self.elsewhere.device_revoked(device_id)
+
+    def disable_user(self, user_id: str) -> None:
+        """An account was disabled: its tokens already fail every request, and its live
+        sessions, here and on every other node, end now rather than at their next reconnect."""
+        self.close_user(user_id, CLOSE_UNAUTHENTICATED)
+        if self.elsewhere is not None:
+            self.elsewhere.user_disabled(user_id)
+
+    def user_updated(self, frame: UserUpdated, audience: Iterable[str]) -> None:
+        """A profile change, to `audience` here; other nodes work out their own audience."""
+        self.publish(audience, frame)
+        if self.elsewhere is not None:
+            self.elsewhere.user_updated(frame)
+
+    def revoke_device_here(self, device_id: str) -> None:
+        now = trio.current_time()
+        while self._revoked:
+            oldest, at = next(iter(self._revoked.items()))
+            if now - at < REVOKED_MEMORY_S:
+                break
+            del self._revoked[oldest]
+        self._revoked[device_id] = now
+        self.close_device(device_id, CLOSE_UNAUTHENTICATED)
+
     def close_device(self, device_id: str, code: int) -> None:
         for sessions in list(self._by_user.values()):
             for session in list(sessions):
                 if session.device_id == device_id:
                     session.close(code)
+
+    def close_user(self, user_id: str, code: int) -> None:
+        for session in list(self._by_user.get(user_id, ())):
+            session.close(code)
 
     def close_all(self, code: int) -> None:
         for sessions in list(self._by_user.values()):

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import secrets
+import shutil
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -81,3 +82,27 @@ class MediaFiles:
 
     def delete(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)
+
+
+def copy_media_files(source_root: Path, target_root: Path) -> int:
+    """`chatnode migrate`: every stored file of a node's media directory into the cluster's
+    shared one, by the same names; the number of files copied. Files already there are the
+    same bytes (names are their SHA-256) and are left. Each file lands under a temporary name
+    and is renamed, as uploads do, so a node never serves half a file."""
+    copied = 0
+    for folder in sorted(source_root.glob("[0-9a-f][0-9a-f]")):
+        for source in sorted(folder.iterdir()):
+            target = target_root / folder.name / source.name
+            if target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp = target.with_name(f".{source.name}.{secrets.token_hex(4)}")
+            try:
+                shutil.copyfile(source, temp)
+                with open(temp, "rb") as f:
+                    os.fsync(f.fileno())
+                os.replace(temp, target)
+            finally:
+                temp.unlink(missing_ok=True)
+            copied += 1
+    return copied

@@ -200,9 +200,15 @@ class Synced(ServerFrame, tag="synced"):
     messages: int
 
 
-class MemberInfo(Struct):
+class MemberInfo(Struct, omit_defaults=True):
+    """A member as a conversation lists it. The REST answers add who they are (display name,
+    avatar); the `conversation` frame carries only ids and roles (`user_updated` follows
+    names)."""
+
     user_id: str
     role: str
+    display_name: str | None = None
+    avatar: str | None = None
 
 
 class ConversationFrame(ServerFrame, tag="conversation"):
@@ -225,6 +231,17 @@ class TypingEvent(ServerFrame, tag="typing"):
     typing: bool
 
 
+class UserUpdated(ServerFrame, tag="user_updated"):
+    """A user changed their display name or avatar (an addition to PROTOCOL.md): sent to
+    everyone who shares a conversation with them and to all their own sessions. `avatar` is
+    the id to fetch at GET /api/v1/avatars/{avatar}, absent when they have none."""
+
+    user_id: str
+    username: str
+    display_name: str
+    avatar: str | None = None
+
+
 class Error(ServerFrame, tag="error"):
     code: str
     message: str
@@ -238,7 +255,7 @@ class Pong(ServerFrame, tag="pong"):
 
 AnyServerFrame = (
     Welcome | Message | Sent | StatusUpdate | Synced | ConversationFrame | Presence | TypingEvent
-    | Error | Pong
+    | UserUpdated | Error | Pong
 )
 
 
@@ -248,6 +265,8 @@ class RegisterRequest(Struct):
     username: Username
     password: Password
     display_name: DisplayName | None = None
+    # The token of an invite link (`#invite=TOKEN`): needed when registration = "invite".
+    invite: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
 
 
 class LoginRequest(Struct):
@@ -274,10 +293,11 @@ class MediaInfo(Struct):
     content_type: str
 
 
-class UserInfo(Struct):
+class UserInfo(Struct, omit_defaults=True):
     user_id: str
     username: str
     display_name: str
+    avatar: str | None = None  # see UserUpdated; absent when the user has none
 
 
 class ConversationInfo(Struct):
@@ -313,6 +333,29 @@ class HistoryPage(Struct):
 class FoldedHistoryPage(Struct):
     messages: list[FoldedMessage]
     has_more: bool
+
+
+class SearchHit(Struct):
+    """A message that matches a search. `snippet` is its current text, cut to about 160
+    characters around the first match ("…" where it was cut); `marks` are the matched ranges
+    in it as [start, end) offsets in Unicode code points (what `Array.from(snippet)` indexes),
+    so a client shows them without ever parsing the text as markup."""
+
+    conversation_id: str
+    seq: int
+    sender_id: str
+    ts: int
+    kind: str
+    snippet: str
+    marks: list[tuple[int, int]]
+
+
+class SearchPage(Struct):
+    """Hits newest first. `next_before` is the cursor of the next (older) page, passed back as
+    `before`; null when there is no more."""
+
+    hits: list[SearchHit]
+    next_before: int | None
 
 
 PushPreview = Literal["full", "sender", "none"]
@@ -361,18 +404,109 @@ class PushKey(Struct):
     vapid_public_key: str
 
 
-class Me(Struct):
+class Me(Struct, omit_defaults=True):
     user_id: str
     username: str
     display_name: str
     push_preview: str
+    role: str  # node-wide: "admin" may make invites and disable users
+    avatar: str | None = None  # absent when the user has none
+
+
+Role = Literal["user", "admin"]
+
+
+class InviteRequest(Struct, forbid_unknown_fields=True):
+    """An invite to make: how many accounts it may make, how long it lasts (30m, 12h, 7d), and
+    whether the accounts it makes are admins."""
+
+    uses: Annotated[int, Meta(ge=1, le=1000)] = 1
+    expires: Annotated[str, Meta(min_length=2, max_length=16)] = "7d"
+    admin: bool = False
+
+
+class InviteCreated(Struct):
+    """A new invite. `token` and `link` are shown this once: the node keeps only a hash."""
+
+    invite_id: str
+    token: str
+    link: str
+    max_uses: int
+    expires_at: int
+    admin: bool
+
+
+class InviteInfo(Struct):
+    """An invite as listed, without its token. `state` is `active`, `used`, `expired` or
+    `revoked`; `created_by` is the admin's username (null when made with the CLI)."""
+
+    invite_id: str
+    state: str
+    max_uses: int
+    uses_left: int
+    admin: bool
+    created_by: str | None
+    created_at: int
+    expires_at: int
+
+
+class InviteList(Struct):
+    invites: list[InviteInfo]
+
+
+class UserUpdate(Struct, forbid_unknown_fields=True):
+    """An admin's change to someone else's account: disable (or enable) it, change its role."""
+
+    disabled: bool | None = None
+    role: Role | None = None
+
+
+class AccountInfo(Struct):
+    """An account as an admin sees it."""
+
+    user_id: str
+    username: str
+    display_name: str
+    role: str
+    disabled: bool
 
 
 class MeUpdate(Struct, forbid_unknown_fields=True):
-    """How much a push may say: the message (`full`), who wrote (`sender`), or nothing but
-    that there is a new message (`none`): push services and lock screens see what it says."""
+    """Change one's own account; at least one field. `push_preview` is how much a push may
+    say: the message (`full`), who wrote (`sender`), or nothing but that there is a new
+    message (`none`): push services and lock screens see what it says. `display_name` is
+    what others see (not blank); they get a `user_updated` frame."""
 
-    push_preview: PushPreview
+    push_preview: PushPreview | None = None
+    display_name: DisplayName | None = None
+
+
+class PasswordChange(Struct, forbid_unknown_fields=True):
+    """POST /api/v1/me/password. `new_password` follows registration's rules; with
+    `log_out_others` every other device of the account is logged out at once."""
+
+    current_password: Annotated[str, Meta(min_length=1, max_length=1024)]
+    new_password: Password
+    log_out_others: bool = False
+
+
+class PasswordChanged(Struct):
+    devices_logged_out: int
+
+
+class DeviceInfo(Struct):
+    """One login of the caller. `last_seen`: the last time it connected or made a request
+    (written at most once a minute, and when a session ends; now while a session is live)."""
+
+    device_id: str
+    name: str | None
+    created_at: int
+    last_seen: int | None
+    current: bool
+
+
+class DeviceList(Struct):
+    devices: list[DeviceInfo]
 
 
 class EmptyResponse(Struct, forbid_unknown_fields=True):
@@ -484,7 +618,8 @@ REST_BODIES = (
     AddMemberRequest, SetRoleRequest, RenameRequest, SendRequest, ConversationInfo,
     ConversationList, HistoryPage, FoldedHistoryPage, MediaInfo, EmptyResponse, HealthStatus,
     ErrorResponse, Me, MeUpdate, WebPushTarget, UnifiedPushTarget, NtfyTarget, PushTargetInfo,
-    PushKey,
+    PushKey, PasswordChange, PasswordChanged, DeviceInfo, DeviceList, SearchPage,
+    InviteRequest, InviteCreated, InviteInfo, InviteList, UserUpdate, AccountInfo,
 )
 
 

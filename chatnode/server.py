@@ -26,6 +26,7 @@ from hypercorn.config import Sockets
 from hypercorn.middleware import ProxyFixMiddleware
 
 from .accounts import Accounts
+from .admins import Admins
 from .config import Config
 from .engine import Engine
 from .hub import CLOSE_GOING_AWAY, Hub
@@ -233,14 +234,14 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
         cluster = _cluster_link(config, service)
         login_rate = RateLimiter(config.limits.login_per_minute / 60,
                                  max(1, int(config.limits.login_per_minute)), name="login")
-        accounts = Accounts(store, registration_open=config.registration == "open",
-                            login_rate=login_rate)
+        accounts = Accounts(store, registration=config.registration, login_rate=login_rate)
         media = open_media(config, data_dir)
         app = build_app(service, accounts, hub, media, frame_bytes=config.limits.frame_bytes,
                         upload_bytes=config.limits.upload_bytes,
                         outbox_frames=config.outbox_frames,
                         body_timeout_s=config.limits.body_timeout_s,
-                        hello_timeout_s=config.limits.hello_timeout_s)
+                        hello_timeout_s=config.limits.hello_timeout_s,
+                        admins=Admins(store, hub, config.public_url))
         if config.proxy_hops:
             app = ProxyFixMiddleware(app, "legacy", config.proxy_hops)
         stopping = trio.Event()

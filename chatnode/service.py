@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .engine import ConversationState, Engine
 from .folding import FOLDED_KINDS, fold
-from .hub import CLOSE_UNAUTHENTICATED, Hub, Session
+from .hub import Hub, Session
 from .logs import fields
 from .metrics import Metrics
 from .presence import PresenceTracker
@@ -26,6 +26,7 @@ from .protocol import (
     ErrorCode,
     FoldedHistoryPage,
     HistoryPage,
+    MemberInfo,
     Message,
     Send,
     Sent,
@@ -107,14 +108,6 @@ class ChatService:
         self.hub.unregister(session)
         self.presence.session_closed(session.user_id)
 
-    def devices_logged_out(self, device_ids: list[str]) -> None:
-        """Their tokens were just revoked: their live sessions close with 4001, on this node
-        and, in a cluster, on every other."""
-        for device_id in device_ids:
-            self.hub.close_device(device_id, CLOSE_UNAUTHENTICATED)
-        if self.cluster is not None:
-            self.cluster.devices_logged_out(device_ids)
-
     async def know(self, conversation_id: str, user_id: str, seq: int = 0) -> None:
         """In a cluster, make sure this node has taken in the conversation (the user's
         membership, its log up to `seq`) before judging a request that names it: a device may
@@ -186,6 +179,8 @@ class ChatService:
     def error_for(self, error: BaseException, ref: str | None) -> ChatError:
         """What a client is told about a failed write."""
         if isinstance(error, ChatError):
+            if error.ref is None and ref is not None:  # a store's refusal names no request
+                error.ref = ref
             return error
         if isinstance(error, StoreUnavailable):
             return ChatError(ErrorCode.INTERNAL, "the store cannot be written right now;"
@@ -352,13 +347,22 @@ class ChatService:
         last = await self.store.read(sql.last_messages, [
             (c.conversation_id, c.last_seq) for c in convs
             if c.last_seq > c.members[user_id].joined_seq])
+        # Who the members are, so a client shows current names and avatars after any time
+        # away (a `user_updated` it missed is not caught up).
+        people = await self.store.read(
+            sql.users_info, sorted({m for conv in convs for m in conv.members}))
         infos = []
         for conv in convs:
             status = self.engine.status_for(user_id, conv)
-            frame = self.engine.conversation_frame(conv)
+            members = []
+            for member in conv.members.values():
+                person = people.get(member.user_id)
+                members.append(MemberInfo(
+                    member.user_id, member.role, None if person is None else person.display_name,
+                    None if person is None else person.avatar_id))
             infos.append(ConversationInfo(
                 conversation_id=conv.conversation_id, kind=conv.kind, name=conv.name,
-                members=frame.members, last_seq=conv.last_seq,
+                members=members, last_seq=conv.last_seq,
                 last_delivered_seq=status.last_delivered_seq,
                 last_read_seq=status.last_read_seq, my_read_seq=status.my_read_seq,
                 unread=self.engine.unread(user_id, conv),
@@ -366,18 +370,27 @@ class ChatService:
         return infos
 
     async def history(self, user_id: str, conversation_id: str, *, before: int | None,
-                      after: int | None, limit: int, folded: bool = False
-                      ) -> HistoryPage | FoldedHistoryPage:
+                      after: int | None, limit: int, folded: bool = False,
+                      around: int | None = None) -> HistoryPage | FoldedHistoryPage:
         """A page of the log; `folded` gives the view with edits and reactions folded in
-        (paging still counts the log's seqs, so a folded page may hold fewer messages)."""
+        (paging still counts the log's seqs, so a folded page may hold fewer messages).
+        `around` (a search hit) gives the page centred on that seq instead."""
         if self.cluster is not None:
             await self.know(conversation_id, user_id)
         conv = self.engine.conversation_for(user_id, conversation_id)
         if not 1 <= limit <= HISTORY_MAX_LIMIT:
             raise ChatError(ErrorCode.INVALID, f"limit must be 1 to {HISTORY_MAX_LIMIT}")
-        messages, has_more = await self.store.read(
-            sql.history, conversation_id, before=before, after=after, limit=limit,
-            min_seq=conv.members[user_id].joined_seq)
+        min_seq = conv.members[user_id].joined_seq
+        if around is not None:
+            if before is not None or after is not None:
+                raise ChatError(ErrorCode.INVALID, "around goes without before and after")
+            messages, has_more = await self.store.read(
+                sql.history_around, conversation_id, around=around, limit=limit,
+                min_seq=min_seq)
+        else:
+            messages, has_more = await self.store.read(
+                sql.history, conversation_id, before=before, after=after, limit=limit,
+                min_seq=min_seq)
         if not folded:
             return HistoryPage(messages, has_more)
         events = await self.store.read(sql.events_targeting, conversation_id,

@@ -18,7 +18,7 @@ from .report import print_report
 from .scenarios import SCENARIOS, Options
 from .stats import Checks
 
-ORDER = ["pairs", "max", "idle", "catchup", "ingest", "group", "transport"]
+ORDER = ["pairs", "max", "idle", "catchup", "ingest", "group", "transport", "search"]
 
 
 def machine() -> dict[str, Any]:
@@ -54,11 +54,16 @@ def machine() -> dict[str, Any]:
 @click.option("--bus-url", help="cluster: the Redis both nodes use.")
 @click.option("--cluster-rate", default=1000.0, show_default=True,
               help="cluster: messages/s in total for the cross-node pairs run.")
+@click.option("--messages", default=1_000_000, show_default=True,
+              help="search: messages in the store.")
+@click.option("--queries", default=500, show_default=True, help="search: queries timed.")
+@click.option("--search-users", default=40, show_default=True, help="search: users.")
 def main(scenarios: tuple[str, ...], url: str | None, pid: int | None, json_path: str | None,
          store_url: str | None, bus_url: str | None, cluster_rate: float,
          **options: Any) -> None:
     """Load a chatnode and report. SCENARIOS: pairs, max, idle, catchup, ingest, group,
-    transport, all; and cluster (two nodes on --store-url and --bus-url; not part of all)."""
+    transport, search, all; and cluster (two nodes on --store-url and --bus-url; not part
+    of all)."""
     if "cluster" in scenarios and not (store_url and bus_url):
         raise click.UsageError("cluster needs --store-url (PostgreSQL) and --bus-url (Redis)")
     chosen = ORDER if "all" in scenarios or not scenarios else \

@@ -13,6 +13,7 @@ import trio
 from . import prepare
 from .node import NodeUnderTest
 from .processes import run_all, split
+from .search import search
 from .stats import Checks, latency_ms
 
 MIB = 1024 * 1024
@@ -38,6 +39,9 @@ class Options:
     group_senders: int = 4
     group_rate: float = 200
     max_p99_ms: float = 100
+    messages: int = 1_000_000
+    queries: int = 500
+    search_users: int = 40
 
 
 def mb(value: int | None) -> float | None:
@@ -338,4 +342,4 @@ async def _echo_connects(echo: NodeUnderTest, o: Options, checks: Checks) -> dic
 
 
 SCENARIOS = {"pairs": pairs, "max": max_rate, "idle": idle, "catchup": catchup,
-             "ingest": ingest, "group": group, "transport": transport}
+             "ingest": ingest, "group": group, "transport": transport, "search": search}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 from msgspec import Struct
 
-from ..protocol import Message
+from ..protocol import Message, UserUpdated
 from ..store import ConversationRecord
 
 
@@ -69,10 +69,23 @@ class PushTargetAdded(Fact, tag="push_target"):
     user_id: str
 
 
-class DevicesLoggedOut(Fact, tag="logged_out"):
-    """These devices' tokens were revoked: their sessions on every node close with 4001."""
+class DeviceRevoked(Fact, tag="device_revoked"):
+    """A device was logged out: its sessions on every node close with 4001."""
 
-    device_ids: list[str]
+    device_id: str
+
+
+class UserDisabled(Fact, tag="user_disabled"):
+    """An admin disabled an account: its sessions on every node close with 4001."""
+
+    user_id: str
+
+
+class ProfileChanged(Fact, tag="profile"):
+    """A user's display name or avatar changed, as its `user_updated` frame: each node sends it
+    to the user's sessions and their peers' there."""
+
+    frame: UserUpdated
 
 
 class Resync(Fact, tag="resync"):
@@ -81,7 +94,8 @@ class Resync(Fact, tag="resync"):
 
 
 AnyFact = MessageCommitted | MarkersMoved | ConversationChanged | TypingChanged \
-    | PresenceChanged | NodePresence | PushTargetAdded | DevicesLoggedOut | Resync
+    | PresenceChanged | NodePresence | PushTargetAdded | DeviceRevoked | UserDisabled \
+    | ProfileChanged | Resync
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyFact)

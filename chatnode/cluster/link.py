@@ -22,21 +22,23 @@ from ..engine import ConversationState
 from ..hub import CLOSE_UNAUTHENTICATED, Session
 from ..logs import fields
 from ..presence import TYPING_FORWARD_EVERY_S, TYPING_TIMEOUT_S
-from ..protocol import Message, TypingEvent
+from ..protocol import Message, TypingEvent, UserUpdated
 from ..store import ConversationRecord, MemberRecord, now_ms
 from ..store import sqlite as sql
 from .bus import RedisBus
 from .facts import (
     AnyFact,
     ConversationChanged,
-    DevicesLoggedOut,
+    DeviceRevoked,
     MarkersMoved,
     MessageCommitted,
     NodePresence,
     PresenceChanged,
+    ProfileChanged,
     PushTargetAdded,
     Resync,
     TypingChanged,
+    UserDisabled,
 )
 from .sequencer import GAP_DEADLINE_S, Sequencer
 
@@ -86,6 +88,7 @@ class ClusterLink:
         bus.on_fact = self.take
         bus.on_reconnect = self._bus_back
         bus.online_here = lambda: list(self.local_online)
+        self.hub.elsewhere = self
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
@@ -136,11 +139,19 @@ class ClusterLink:
         self.bus.presence(user_id, online)
         self.bus.publish(PresenceChanged(self.bus.node_id, user_id, online, ts))
 
-    def devices_logged_out(self, device_ids: list[str]) -> None:
-        self.bus.publish(DevicesLoggedOut(self.bus.node_id, device_ids))
-
     def push_target_added(self, user_id: str) -> None:
         self.bus.publish(PushTargetAdded(self.bus.node_id, user_id))
+
+    # Account news (hub.AccountNewsElsewhere): the user's sessions on other nodes.
+
+    def device_revoked(self, device_id: str) -> None:
+        self.bus.publish(DeviceRevoked(self.bus.node_id, device_id))
+
+    def user_disabled(self, user_id: str) -> None:
+        self.bus.publish(UserDisabled(self.bus.node_id, user_id))
+
+    def user_updated(self, frame: UserUpdated) -> None:
+        self.bus.publish(ProfileChanged(self.bus.node_id, frame))
 
     def online_elsewhere(self, user_id: str) -> bool:
         return any(user_id in users for users in self.remote_online.values())
@@ -169,9 +180,12 @@ class ClusterLink:
             case PushTargetAdded():
                 if self.service.push is not None:
                     self.service.push.users_with_targets.add(fact.user_id)
-            case DevicesLoggedOut():
-                for device_id in fact.device_ids:
-                    self.hub.close_device(device_id, CLOSE_UNAUTHENTICATED)
+            case DeviceRevoked():
+                self.hub.revoke_device_here(fact.device_id)
+            case UserDisabled():
+                self.hub.close_user(fact.user_id, CLOSE_UNAUTHENTICATED)
+            case ProfileChanged(frame=frame):
+                self.hub.publish({frame.user_id} | self.engine.peers_of(frame.user_id), frame)
             case Resync():
                 self.resync_soon()
 

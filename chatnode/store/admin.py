@@ -1,4 +1,5 @@
-"""The admin's account commands (`chatnode user ...`), against whichever store the config names.
+"""The admin's account and invite commands (`chatnode user ...`, `chatnode invite ...`), against
+whichever store the config names.
 
 The CLI runs them synchronously in its own process, before or beside any node. SQLite and
 PostgreSQL each implement UserAdmin; the PostgreSQL one is imported only when a store URL is
@@ -13,12 +14,12 @@ from typing import Protocol
 
 from . import sqlite as sql
 from .errors import StoreError
-from .records import UserRecord
+from .records import InviteRecord, UserRecord
 
 
 class UserAdmin(Protocol):
-    def add_user(self, username: str, display_name: str | None,
-                 password_hash: str) -> UserRecord:
+    def add_user(self, username: str, display_name: str | None, password_hash: str,
+                 role: sql.Role = "user") -> UserRecord:
         """Raises ChatError(CONFLICT) if the name is taken."""
         ...
 
@@ -28,6 +29,23 @@ class UserAdmin(Protocol):
 
     def set_user_disabled(self, username: str, disabled: bool) -> bool:
         """False if there is no such user."""
+        ...
+
+    def set_user_role(self, username: str, role: sql.Role) -> bool:
+        """False if there is no such user."""
+        ...
+
+    def add_invite(self, token_hash: bytes, max_uses: int, makes_admin: bool,
+                   expires_at: int) -> str:
+        """A new invite made with the CLI (no creator); returns its invite_id."""
+        ...
+
+    def list_invites(self) -> list[InviteRecord]:
+        """Every invite, oldest first."""
+        ...
+
+    def revoke_invite(self, invite_id: str) -> bool:
+        """False if there is no such invite."""
         ...
 
     def close(self) -> None: ...
@@ -41,11 +59,11 @@ class SqliteUserAdmin:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    def add_user(self, username: str, display_name: str | None,
-                 password_hash: str) -> UserRecord:
+    def add_user(self, username: str, display_name: str | None, password_hash: str,
+                 role: sql.Role = "user") -> UserRecord:
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
-            return sql.insert_user(self._conn, username, display_name, password_hash)
+            return sql.insert_user(self._conn, username, display_name, password_hash, role)
 
     def list_users(self) -> list[UserRecord]:
         return sql.list_users(self._conn)
@@ -54,6 +72,26 @@ class SqliteUserAdmin:
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
             return sql.set_user_disabled(self._conn, username, disabled)
+
+    def set_user_role(self, username: str, role: sql.Role) -> bool:
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            return sql.set_user_role(self._conn, username, role)
+
+    def add_invite(self, token_hash: bytes, max_uses: int, makes_admin: bool,
+                   expires_at: int) -> str:
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            return sql.insert_invite(self._conn, token_hash, max_uses, makes_admin, None,
+                                     expires_at)
+
+    def list_invites(self) -> list[InviteRecord]:
+        return sql.list_invites(self._conn)
+
+    def revoke_invite(self, invite_id: str) -> bool:
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            return sql.revoke_invite(self._conn, invite_id)
 
     def close(self) -> None:
         self._conn.close()

@@ -30,26 +30,42 @@ from typing import Any, Literal
 
 from psycopg import errors
 
+from ..invites import invite_refusal
 from ..protocol import ChatError, ErrorCode, Message
+from . import pg_search
+from . import search as search_index
 from . import sqlite as sql
-from .postgres import Connection, insert_user, list_users, set_user_disabled
+from .postgres import (
+    Connection,
+    insert_invite,
+    insert_user,
+    list_invites,
+    list_users,
+    revoke_invite,
+    set_user_disabled,
+    set_user_role,
+)
 from .records import (
     CatchupRange,
     ConversationRecord,
     DeviceAuth,
+    DeviceRecord,
+    InviteRecord,
     MemberRecord,
     PushTargetRecord,
     UserRecord,
 )
-from .sqlite import new_id, now_ms
+from .sqlite import Role, new_id, now_ms
 from .writer import RunAgain
 
-__all__ = ["TWINS", "insert_user", "list_users", "set_user_disabled"]
+__all__ = ["TWINS", "insert_invite", "insert_user", "list_invites", "list_users",
+           "revoke_invite", "set_user_disabled", "set_user_role"]
 
 _MESSAGE_COLUMNS = sql._MESSAGE_COLUMNS
 _M_COLUMNS = ", ".join("m." + c for c in _MESSAGE_COLUMNS.split(", "))
 _USER_COLUMNS = (
-    "user_id, username, display_name, password_hash, disabled, created_at, last_seen"
+    "user_id, username, display_name, password_hash, disabled, created_at, last_seen, avatar_id,"
+    " role"
 )
 
 
@@ -81,12 +97,22 @@ def existing_user_ids(conn: Connection, user_ids: Iterable[str]) -> set[str]:
         (list(user_ids),))}
 
 
+def update_user(conn: Connection, user_id: str, disabled: bool | None,
+                role: Role | None) -> UserRecord | None:
+    """As sqlite.update_user: None leaves that part as it is; None if no such user."""
+    conn.execute(
+        "UPDATE users SET disabled = coalesce(%s, disabled), role = coalesce(%s, role)"
+        " WHERE user_id = %s", (disabled, role, user_id))
+    return user_by_id(conn, user_id)
+
+
 def insert_device(conn: Connection, user_id: str, name: str | None,
                   token_hash: bytes) -> str:
     device_id = new_id("d")
+    ts = now_ms()
     conn.execute(
-        "INSERT INTO devices (device_id, user_id, token_hash, name, created_at)"
-        " VALUES (%s, %s, %s, %s, %s)", (device_id, user_id, token_hash, name, now_ms()))
+        "INSERT INTO devices (device_id, user_id, token_hash, name, created_at, last_seen)"
+        " VALUES (%s, %s, %s, %s, %s, %s)", (device_id, user_id, token_hash, name, ts, ts))
     return device_id
 
 
@@ -103,6 +129,124 @@ def revoke_device(conn: Connection, device_id: str) -> None:
         "UPDATE devices SET revoked_at = %s WHERE device_id = %s AND revoked_at IS NULL",
         (now_ms(), device_id))
     conn.execute("DELETE FROM push_targets WHERE device_id = %s", (device_id,))
+
+
+def devices_of(conn: Connection, user_id: str) -> list[DeviceRecord]:
+    return [DeviceRecord(*row) for row in conn.execute(
+        "SELECT device_id, name, created_at, last_seen FROM devices"
+        " WHERE user_id = %s AND revoked_at IS NULL"
+        ' ORDER BY created_at, device_id COLLATE "C"', (user_id,))]
+
+
+def revoke_device_of(conn: Connection, user_id: str, device_id: str) -> bool:
+    """As sqlite.revoke_device_of: False when the device is not theirs or already gone. The
+    UPDATE's row lock makes two nodes revoking one device at once answer True only once."""
+    revoked = conn.execute(
+        "UPDATE devices SET revoked_at = %s WHERE device_id = %s AND user_id = %s"
+        " AND revoked_at IS NULL", (now_ms(), device_id, user_id)).rowcount == 1
+    if revoked:
+        conn.execute("DELETE FROM push_targets WHERE device_id = %s", (device_id,))
+    return revoked
+
+
+def set_device_last_seen(conn: Connection, device_id: str, ts: int) -> None:
+    # Never back: the write at a session's end may commit after a later request's.
+    conn.execute("UPDATE devices SET last_seen = GREATEST(coalesce(last_seen, 0), %s)"
+                 " WHERE device_id = %s", (ts, device_id))
+
+
+def change_password(conn: Connection, user_id: str, password_hash: str,
+                    keep_device_id: str | None) -> list[str]:
+    """As sqlite.change_password: with `keep_device_id`, every other live device is logged
+    out in the same transaction; returns their ids."""
+    conn.execute("UPDATE users SET password_hash = %s WHERE user_id = %s",
+                 (password_hash, user_id))
+    if keep_device_id is None:
+        return []
+    others = sorted(row[0] for row in conn.execute(
+        "UPDATE devices SET revoked_at = %s WHERE user_id = %s AND device_id != %s"
+        " AND revoked_at IS NULL RETURNING device_id", (now_ms(), user_id, keep_device_id)))
+    conn.execute("DELETE FROM push_targets WHERE device_id = ANY(%s::text[])", (others,))
+    return others
+
+
+# --- profiles --------------------------------------------------------------------------------
+
+def set_display_name(conn: Connection, user_id: str, display_name: str) -> UserRecord:
+    user = _user(conn.execute(
+        f"UPDATE users SET display_name = %s WHERE user_id = %s RETURNING {_USER_COLUMNS}",
+        (display_name, user_id)).fetchone())
+    assert user is not None
+    return user
+
+
+def set_avatar(conn: Connection, user_id: str, upload: tuple[str, int, str] | None
+               ) -> UserRecord:
+    """As sqlite.set_avatar: the new avatar's upload is referenced (the sweeper keeps it), the
+    one it replaces is released unless a message of its uploader holds it."""
+    old = conn.execute("SELECT avatar_id FROM users WHERE user_id = %s FOR UPDATE",
+                       (user_id,)).fetchone()
+    avatar_id = None
+    if upload is not None:
+        sha256, size, content_type = upload
+        avatar_id = insert_media(conn, sha256, size, content_type, user_id)
+        conn.execute("UPDATE media SET referenced = TRUE WHERE media_id = %s", (avatar_id,))
+    user = _user(conn.execute(
+        f"UPDATE users SET avatar_id = %s WHERE user_id = %s RETURNING {_USER_COLUMNS}",
+        (avatar_id, user_id)).fetchone())
+    if old is not None and old[0] is not None:
+        conn.execute(
+            "UPDATE media SET referenced = FALSE, created_at = %s WHERE media_id = %s"
+            " AND NOT EXISTS (SELECT 1 FROM messages WHERE media_id = %s)",
+            (now_ms(), old[0], old[0]))
+    assert user is not None
+    return user
+
+
+def avatar_file(conn: Connection, avatar_id: str) -> tuple[str, str] | None:
+    row = conn.execute(
+        "SELECT m.sha256, m.content_type FROM users AS u JOIN media AS m"
+        " ON m.media_id = u.avatar_id WHERE u.avatar_id = %s", (avatar_id,)).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+# --- invites and registration ----------------------------------------------------------------
+# insert_invite, list_invites, revoke_invite and set_user_role are postgres.py's, which the
+# admin CLI shares.
+
+def invite_by_token_hash(conn: Connection, token_hash: bytes) -> InviteRecord | None:
+    row = conn.execute(
+        "SELECT i.invite_id, i.max_uses, i.uses, i.makes_admin, u.username, i.created_at,"
+        " i.expires_at, i.revoked_at FROM invites AS i LEFT JOIN users AS u"
+        " ON u.user_id = i.created_by WHERE i.token_hash = %s", (token_hash,)).fetchone()
+    return None if row is None else InviteRecord(*row)
+
+
+def use_invite(conn: Connection, token_hash: bytes) -> InviteRecord:
+    """As sqlite.use_invite. Across nodes the UPDATE is the race's referee: in READ COMMITTED a
+    second use waits for the first's row lock, then re-checks `uses < max_uses` on the row the
+    first committed, so the last use of an invite is counted once."""
+    used = conn.execute(
+        "UPDATE invites SET uses = uses + 1 WHERE token_hash = %s AND revoked_at IS NULL"
+        " AND uses < max_uses AND expires_at > %s RETURNING invite_id",
+        (token_hash, now_ms())).fetchone()
+    invite = invite_by_token_hash(conn, token_hash)
+    if used is None or invite is None:
+        raise ChatError(ErrorCode.FORBIDDEN, invite_refusal(invite, now_ms()))
+    return invite
+
+
+def register_user(conn: Connection, username: str, display_name: str | None,
+                  password_hash: str, device_token_hash: bytes, device_name: str | None,
+                  invite_hash: bytes | None) -> tuple[UserRecord, str]:
+    """As sqlite.register_user. A name taken by another node meanwhile fails insert_user's
+    INSERT once that node commits (`conflict`), and the job's savepoint rollback gives the
+    invite's use back."""
+    role: Role = "user"
+    if invite_hash is not None:
+        role = "admin" if use_invite(conn, invite_hash).makes_admin else "user"
+    user = insert_user(conn, username, display_name, password_hash, role)
+    return user, insert_device(conn, user.user_id, device_name, device_token_hash)
 
 
 # --- push targets ----------------------------------------------------------------------------
@@ -253,7 +397,8 @@ def message_by_client_id(conn: Connection, sender_id: str, client_msg_id: str
 # One statement appends a message: it looks for the original of a retry and for the sender's
 # membership, takes the seq from the conversation's counter row only when it is a new message
 # from a member (the UPDATE holds that row's lock to COMMIT), inserts it, and moves the sender's
-# markers. What it found comes back as one row: (new seq, is a member, the original's columns).
+# markers, and indexes it for search (words: pg_search.words_of, NULL for nothing to find).
+# What it found comes back as one row: (new seq, is a member, the original's columns).
 _APPEND = (
     "WITH original AS (SELECT * FROM messages"
     "   WHERE sender_id = %(sender)s AND client_msg_id = %(cmid)s),"
@@ -266,7 +411,9 @@ _APPEND = (
     "   %(target)s::bigint FROM c RETURNING seq),"
     " k AS (UPDATE members SET last_delivered_seq = GREATEST(last_delivered_seq, i.seq),"
     "   last_read_seq = GREATEST(last_read_seq, i.seq) FROM i"
-    "   WHERE conversation_id = %(cid)s AND user_id = %(sender)s)"
+    "   WHERE conversation_id = %(cid)s AND user_id = %(sender)s),"
+    " s AS (INSERT INTO message_search (conversation_id, seq, words)"
+    "   SELECT %(cid)s, seq, %(words)s::tsvector FROM i WHERE %(words)s::tsvector IS NOT NULL)"
     " SELECT (SELECT seq FROM i), EXISTS (SELECT 1 FROM member),"
     f" {_M_COLUMNS} FROM (SELECT 1) AS one LEFT JOIN original AS m ON TRUE"
 )
@@ -300,17 +447,23 @@ def append_message(conn: Connection, conversation_id: str, sender_id: str,
         row = conn.execute(_APPEND, {
             "cid": conversation_id, "sender": sender_id, "cmid": client_msg_id, "kind": kind,
             "body": body, "ts": ts, "media": media_id, "reply_to": reply_to,
-            "target": target}).fetchone()
+            "target": target, "words": pg_search.words_of(kind, body)}).fetchone()
     except errors.UniqueViolation:
         raise RunAgain("another node stored this client_msg_id meanwhile") from None
     assert row is not None
     if row[2] is not None:
         return _message(row[2:]), False
     _require_member(row[1], client_msg_id)
+    if kind == "edit" and target is not None:
+        pg_search.reindex_message(conn, conversation_id, target, body)
     if kind == "delete":
         # The log stays append-only, but a deleted message's content is gone for everyone.
         conn.execute("UPDATE messages SET body = '', media_id = NULL"
                      " WHERE conversation_id = %s AND seq = %s", (conversation_id, target))
+        # Its edits held its words too.
+        conn.execute("UPDATE messages SET body = '' WHERE conversation_id = %s AND target = %s"
+                     " AND kind = 'edit'", (conversation_id, target))
+        pg_search.unindex_message(conn, conversation_id, target)
     return Message(conversation_id, int(row[0]), sender_id, client_msg_id, kind, body, ts,
                    media_id, reply_to, target), True
 
@@ -524,6 +677,19 @@ def history(conn: Connection, conversation_id: str, *, before: int | None,
     return [_message(r) for r in reversed(rows[:limit])], len(rows) > limit
 
 
+def history_around(conn: Connection, conversation_id: str, *, around: int,
+                   limit: int, min_seq: int) -> tuple[list[Message], bool]:
+    """As sqlite.history_around: the page that holds `around` in its middle."""
+    start = max(around, min_seq + 1)
+    newer = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = %s"
+        " AND seq >= %s ORDER BY seq LIMIT %s", (conversation_id, start, limit)).fetchall()
+    older, has_more = history(conn, conversation_id, before=start, after=None,
+                              limit=limit - min(len(newer), limit - limit // 2),
+                              min_seq=min_seq)
+    return older + [_message(r) for r in newer[:limit - len(older)]], has_more
+
+
 def events_targeting(conn: Connection, conversation_id: str, seqs: list[int],
                      kinds: tuple[str, ...]) -> list[Message]:
     return [_message(row) for row in conn.execute(
@@ -577,12 +743,29 @@ def sqlite_operations() -> dict[str, Callable[..., Any]]:
     return found
 
 
+# search.py's functions that are SQLite's own machinery, with no meaning on PostgreSQL.
+NOT_SEARCH_OPERATIONS = frozenset({"register_functions"})
+
+
+def search_operations() -> dict[str, Callable[..., Any]]:
+    """Every public function of search.py whose first parameter is a connection: their twins
+    are pg_search.py's."""
+    return {name: fn for name, fn in vars(search_index).items()
+            if not name.startswith("_") and name not in NOT_SEARCH_OPERATIONS
+            and inspect.isfunction(fn) and fn.__module__ == search_index.__name__
+            and list(inspect.signature(fn).parameters)[:1] == ["conn"]}
+
+
 def _build_twins() -> dict[Callable[..., Any], Callable[..., Any]]:
     here = globals()
     missing = sorted(name for name in sqlite_operations() if not callable(here.get(name)))
+    missing += sorted(f"search.{name}" for name in search_operations()
+                      if not callable(getattr(pg_search, name, None)))
     if missing:
         raise ImportError("chatnode.store.pg_ops has no twin for: " + ", ".join(missing))
-    return {fn: here[name] for name, fn in sqlite_operations().items()}
+    twins = {fn: here[name] for name, fn in sqlite_operations().items()}
+    twins.update({fn: getattr(pg_search, name) for name, fn in search_operations().items()})
+    return twins
 
 
 TWINS = _build_twins()

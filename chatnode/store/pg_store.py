@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import psycopg
@@ -30,7 +30,7 @@ import trio
 from psycopg_pool import ConnectionPool
 
 from ..logs import fields
-from ..protocol import Message
+from ..protocol import ChatError, ErrorCode, Message
 from . import pg_ops
 from . import sqlite as sql
 from .errors import StoreError
@@ -59,6 +59,22 @@ def twin_of(fn: Callable[..., Any]) -> Callable[..., Any]:
     if getattr(fn, "__module__", None) == sql.__name__:
         raise LookupError(f"sqlite.{fn.__name__} has no PostgreSQL twin in pg_ops")
     return fn
+
+
+@lru_cache(maxsize=512)
+def _nul_refused(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, with a text holding NUL refused as `invalid`. SQLite keeps NUL in TEXT and
+    PostgreSQL cannot (psycopg refuses to send it, before anything is written), so on this
+    store such input is bad input: a clear error that changes nothing, not an internal one."""
+    def run(conn: Connection, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(conn, *args, **kwargs)
+        except psycopg.DataError as exc:
+            if "NUL" not in str(exc):
+                raise
+            raise ChatError(ErrorCode.INVALID, "text must not contain NUL (U+0000) characters;"
+                            " nothing changed") from None
+    return run
 
 
 class PostgresTransactions:
@@ -168,15 +184,16 @@ class PostgresStore:
 
     def submit(self, fn: Callable[..., Any], *args: Any,
                on_done: Callable[[Job], None] | None = None) -> Job:
-        return self._writer.submit(twin_of(fn), *args, on_done=on_done)
+        return self._writer.submit(_nul_refused(twin_of(fn)), *args, on_done=on_done)
 
     async def write(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await self._writer.submit(twin_of(fn), *args).wait()
+        return await self._writer.submit(_nul_refused(twin_of(fn)), *args).wait()
 
     # reads
 
     async def read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await trio.to_thread.run_sync(partial(self._read, twin_of(fn), args, kwargs),
+        return await trio.to_thread.run_sync(partial(self._read, _nul_refused(twin_of(fn)),
+                                                     args, kwargs),
                                              limiter=self._read_limiter)
 
     def _read(self, fn: Callable[..., Any], args: tuple[Any, ...],

@@ -1,5 +1,5 @@
 """The PostgreSQL store of a cluster: connections, the schema and its migrations, and (so far)
-the accounts the admin CLI manages. Every SQL statement it runs lives in this file.
+the accounts and invites the admin CLI manages. Every SQL statement it runs lives in this file.
 
 This module is the only one that imports psycopg, and it is imported only when the config names
 a PostgreSQL store, so a single node never loads it (`pip install chatnode[cluster]` brings
@@ -9,7 +9,7 @@ with trio.to_thread.run_sync, because psycopg's async API runs only on asyncio.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from importlib import resources
 from typing import Any
@@ -19,16 +19,44 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
 
 from ..protocol import ChatError, ErrorCode
+from . import pg_search
 from .check import CheckReport, check_log
 from .errors import StoreError
-from .records import UserRecord
-from .sqlite import new_id, now_ms
+from .records import InviteRecord, UserRecord
+from .sqlite import Role, new_id, now_ms
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
 # schema_pg.sql is version 2, SQLite's schema.sql with its migration 2, so the two stores keep
-# the same version numbers. Each entry takes the schema one version further, from 2 on.
-MIGRATIONS: list[str] = []
+# the same version numbers. Each entry takes the schema one version further, from 2 on, and is
+# SQLite's migration of the same number in PostgreSQL's types.
+# A step is SQL, or a function for a step that needs Python (search's index_text).
+MIGRATIONS: list[str | Callable[[Connection], None]] = [
+    # 3: account self-service, as SQLite's migration 3.
+    """
+    ALTER TABLE devices ADD COLUMN last_seen BIGINT;
+    ALTER TABLE users ADD COLUMN avatar_id TEXT;
+    CREATE INDEX users_by_avatar ON users (avatar_id) WHERE avatar_id IS NOT NULL;
+    """,
+    # 4: the search index (pg_search.py, SQLite's is FTS5), filled from the log already there.
+    pg_search.create_index,
+    # 5: node-wide roles and invites, as SQLite's migration 5.
+    """
+    ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'user'
+        CHECK (role IN ('user', 'admin'));
+    CREATE TABLE invites (
+        invite_id   TEXT PRIMARY KEY,
+        token_hash  BYTEA NOT NULL UNIQUE,
+        max_uses    INTEGER NOT NULL,
+        uses        INTEGER NOT NULL DEFAULT 0,
+        makes_admin BOOLEAN NOT NULL DEFAULT FALSE,
+        created_by  TEXT REFERENCES users (user_id),
+        created_at  BIGINT NOT NULL,
+        expires_at  BIGINT NOT NULL,
+        revoked_at  BIGINT
+    );
+    """,
+]
 BASE_VERSION = 2
 SCHEMA_VERSION = BASE_VERSION + len(MIGRATIONS)
 # The advisory lock that makes migrating one process's job at a time: whoever opens the store
@@ -98,17 +126,23 @@ def migrate(conn: Connection) -> int:
             conn.execute(schema)
             _set_version(conn, BASE_VERSION)
         for version in range(max(found, BASE_VERSION), SCHEMA_VERSION):
-            conn.execute(MIGRATIONS[version - BASE_VERSION])
+            step = MIGRATIONS[version - BASE_VERSION]
+            if callable(step):
+                step(conn)
+            else:
+                conn.execute(step)
             _set_version(conn, version + 1)
     return found
 
 
 def table_columns(conn: Connection) -> dict[str, list[str]]:
-    """Every table's columns in order, as sqlite.table_columns gives SQLite's."""
+    """Every table's columns in order, as sqlite.table_columns gives SQLite's, and like it
+    without the search index: each store builds its own (pg_search.py's here)."""
     columns: dict[str, list[str]] = {}
     for table, column in conn.execute(
             "SELECT table_name, column_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"):
+            " WHERE table_schema = current_schema() AND table_name != 'message_search'"
+            " ORDER BY table_name, ordinal_position"):
         columns.setdefault(table, []).append(column)
     return columns
 
@@ -131,19 +165,20 @@ def open_migrated(url: str) -> Connection:
 # --- users -----------------------------------------------------------------------------------
 
 _USER_COLUMNS = (
-    "user_id, username, display_name, password_hash, disabled, created_at, last_seen"
+    "user_id, username, display_name, password_hash, disabled, created_at, last_seen, avatar_id,"
+    " role"
 )
 
 
 def insert_user(conn: Connection, username: str, display_name: str | None,
-                password_hash: str) -> UserRecord:
+                password_hash: str, role: Role = "user") -> UserRecord:
     user = UserRecord(new_id("u"), username.lower(), display_name or username, password_hash,
-                      False, now_ms(), None)
+                      False, now_ms(), None, None, role)
     try:
         conn.execute(
-            f"INSERT INTO users ({_USER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO users ({_USER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (user.user_id, user.username, user.display_name, user.password_hash, False,
-             user.created_at, None),
+             user.created_at, None, None, role),
         )
     except errors.UniqueViolation:
         raise ChatError(ErrorCode.CONFLICT, f"username {username!r} is taken") from None
@@ -182,6 +217,52 @@ def check_store(url: str) -> CheckReport:
             return report
     finally:
         conn.close()
+def reindex(url: str) -> int:
+    """`chatnode reindex` on a cluster's store: pg_search.rebuild in one transaction; the
+    number of messages indexed. Nodes may be running (see rebuild)."""
+    where = describe(url)
+    conn = open_migrated(url)
+    try:
+        with _one_line_failures(where), conn.transaction():
+            return pg_search.rebuild(conn)
+    finally:
+        conn.close()
+
+
+def set_user_role(conn: Connection, username: str, role: Role) -> bool:
+    cursor = conn.execute("UPDATE users SET role = %s WHERE username = %s",
+                          (role, username.lower()))
+    return cursor.rowcount == 1
+
+
+# --- invites ---------------------------------------------------------------------------------
+
+_INVITE_COLUMNS = ("i.invite_id, i.max_uses, i.uses, i.makes_admin, u.username, i.created_at,"
+                   " i.expires_at, i.revoked_at")
+
+
+def insert_invite(conn: Connection, token_hash: bytes, max_uses: int, makes_admin: bool,
+                  created_by: str | None, expires_at: int) -> str:
+    invite_id = new_id("i")
+    conn.execute(
+        "INSERT INTO invites (invite_id, token_hash, max_uses, makes_admin, created_by,"
+        " created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (invite_id, token_hash, max_uses, makes_admin, created_by, now_ms(), expires_at))
+    return invite_id
+
+
+def list_invites(conn: Connection) -> list[InviteRecord]:
+    rows = conn.execute(
+        f"SELECT {_INVITE_COLUMNS} FROM invites AS i LEFT JOIN users AS u"
+        ' ON u.user_id = i.created_by ORDER BY i.created_at, i.invite_id COLLATE "C"').fetchall()
+    return [InviteRecord(*row) for row in rows]
+
+
+def revoke_invite(conn: Connection, invite_id: str) -> bool:
+    cursor = conn.execute(
+        "UPDATE invites SET revoked_at = coalesce(revoked_at, %s) WHERE invite_id = %s",
+        (now_ms(), invite_id))
+    return cursor.rowcount == 1
 
 
 # --- the admin CLI's handle ------------------------------------------------------------------
@@ -193,10 +274,10 @@ class PostgresUserAdmin:
         self._where = describe(url)
         self._conn = open_migrated(url)
 
-    def add_user(self, username: str, display_name: str | None,
-                 password_hash: str) -> UserRecord:
+    def add_user(self, username: str, display_name: str | None, password_hash: str,
+                 role: Role = "user") -> UserRecord:
         with self._failures(), self._conn.transaction():
-            return insert_user(self._conn, username, display_name, password_hash)
+            return insert_user(self._conn, username, display_name, password_hash, role)
 
     def list_users(self) -> list[UserRecord]:
         with self._failures():
@@ -205,6 +286,23 @@ class PostgresUserAdmin:
     def set_user_disabled(self, username: str, disabled: bool) -> bool:
         with self._failures(), self._conn.transaction():
             return set_user_disabled(self._conn, username, disabled)
+
+    def set_user_role(self, username: str, role: Role) -> bool:
+        with self._failures(), self._conn.transaction():
+            return set_user_role(self._conn, username, role)
+
+    def add_invite(self, token_hash: bytes, max_uses: int, makes_admin: bool,
+                   expires_at: int) -> str:
+        with self._failures(), self._conn.transaction():
+            return insert_invite(self._conn, token_hash, max_uses, makes_admin, None, expires_at)
+
+    def list_invites(self) -> list[InviteRecord]:
+        with self._failures():
+            return list_invites(self._conn)
+
+    def revoke_invite(self, invite_id: str) -> bool:
+        with self._failures(), self._conn.transaction():
+            return revoke_invite(self._conn, invite_id)
 
     def close(self) -> None:
         self._conn.close()

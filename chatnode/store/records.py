@@ -17,6 +17,17 @@ class UserRecord(Struct):
     disabled: bool
     created_at: int
     last_seen: int | None
+    avatar_id: str | None = None
+    role: str = "user"  # node-wide: "admin" makes invites and disables users
+
+
+class DeviceRecord(Struct):
+    """A login as its owner sees it in their device list."""
+
+    device_id: str
+    name: str | None
+    created_at: int
+    last_seen: int | None
 
 
 class DeviceAuth(Struct):
@@ -62,3 +73,27 @@ class CatchupRange(Struct, array_like=True):
     conversation_id: str
     lo: int
     hi: int
+
+
+class SearchRow(Struct):
+    """A search hit as the store finds it: `cursor` orders hits (newest is largest) and pages
+    them; `body` is the message's current text (after its latest edit)."""
+
+    cursor: int
+    conversation_id: str
+    seq: int
+    sender_id: str
+    ts: int
+    kind: str
+    body: str
+class InviteRecord(Struct):
+    """An invite as listed: never its token, which only its creator ever saw."""
+
+    invite_id: str
+    max_uses: int
+    uses: int
+    makes_admin: bool
+    created_by: str | None  # the creator's username; None when made with the admin CLI
+    created_at: int
+    expires_at: int
+    revoked_at: int | None

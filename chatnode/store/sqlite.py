@@ -21,13 +21,17 @@ from typing import Any, Literal
 
 import trio
 
+from ..invites import invite_refusal
 from ..protocol import ChatError, ErrorCode, Message
 from . import checkpoint as wal
+from . import search as search_index
 from .checkpoint import WAL_SIZE_LIMIT_BYTES, CheckpointResult, tune_write_connection
 from .records import (
     CatchupRange,
     ConversationRecord,
     DeviceAuth,
+    DeviceRecord,
+    InviteRecord,
     MemberRecord,
     PushTargetRecord,
     UserRecord,
@@ -53,10 +57,37 @@ MIGRATIONS = [
     CREATE INDEX push_targets_by_user ON push_targets (user_id);
     ALTER TABLE users ADD COLUMN push_preview TEXT NOT NULL DEFAULT 'full';
     """,
+    # 3: account self-service: when each device was last seen, and each user's avatar (an
+    # upload in media, kept while it is the avatar).
+    """
+    ALTER TABLE devices ADD COLUMN last_seen INTEGER;
+    ALTER TABLE users ADD COLUMN avatar_id TEXT;
+    CREATE INDEX users_by_avatar ON users (avatar_id) WHERE avatar_id IS NOT NULL;
+    """,
+    # 4: the search index (store/search.py), filled from the log already there.
+    search_index.CREATE_INDEX + search_index.FILL_INDEX,
+    # 5: node-wide roles (admins make invites and disable users), and invites, which replace
+    # open registration. Only a hash of an invite's token is kept, as for device tokens.
+    """
+    ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'user'
+        CHECK (role IN ('user', 'admin'));
+    CREATE TABLE invites (
+        invite_id   TEXT PRIMARY KEY,
+        token_hash  BLOB NOT NULL UNIQUE,
+        max_uses    INTEGER NOT NULL,
+        uses        INTEGER NOT NULL DEFAULT 0,
+        makes_admin INTEGER NOT NULL DEFAULT 0,
+        created_by  TEXT REFERENCES users (user_id),  -- NULL: made with the admin CLI
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        revoked_at  INTEGER
+    );
+    """,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 READ_CHUNK_ROWS = 1000
 Durability = Literal["full", "normal"]
+Role = Literal["user", "admin"]
 
 _MESSAGE_COLUMNS = (
     "conversation_id, seq, sender_id, client_msg_id, kind, body, ts, media_id, reply_to, target"
@@ -85,6 +116,7 @@ def connect(path: Path, *, durability: Durability = "full", read_only: bool = Fa
     # FULL syncs the WAL on every commit: an acknowledged message survives power loss.
     conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys = ON")
+    search_index.register_functions(conn)
     if read_only:
         conn.execute("PRAGMA query_only = 1")
     return conn
@@ -115,10 +147,11 @@ def open_database(data_dir: Path, durability: Durability = "full") -> sqlite3.Co
 
 
 def table_columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
-    """Every table's columns in order: what the PostgreSQL schema must match."""
+    """Every table's columns in order: what the PostgreSQL schema must match. The search index
+    is left out: each store builds its own (FTS5 here)."""
     tables = [row[0] for row in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        " ORDER BY name")]
+        " AND name NOT LIKE 'message_search%' ORDER BY name")]
     return {table: [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
             for table in tables}
 
@@ -126,19 +159,20 @@ def table_columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
 # --- users and devices -----------------------------------------------------------------------
 
 _USER_COLUMNS = (
-    "user_id, username, display_name, password_hash, disabled, created_at, last_seen"
+    "user_id, username, display_name, password_hash, disabled, created_at, last_seen, avatar_id,"
+    " role"
 )
 
 
 def insert_user(conn: sqlite3.Connection, username: str, display_name: str | None,
-                password_hash: str) -> UserRecord:
+                password_hash: str, role: Role = "user") -> UserRecord:
     user = UserRecord(new_id("u"), username.lower(), display_name or username, password_hash,
-                      False, now_ms(), None)
+                      False, now_ms(), None, None, role)
     try:
         conn.execute(
-            f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (user.user_id, user.username, user.display_name, user.password_hash, 0,
-             user.created_at, None),
+             user.created_at, None, None, role),
         )
     except sqlite3.IntegrityError:
         raise ChatError(ErrorCode.CONFLICT, f"username {username!r} is taken") from None
@@ -148,7 +182,8 @@ def insert_user(conn: sqlite3.Connection, username: str, display_name: str | Non
 def _user(row: tuple[Any, ...] | None) -> UserRecord | None:
     if row is None:
         return None
-    return UserRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
+    return UserRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7],
+                      row[8])
 
 
 def user_by_name(conn: sqlite3.Connection, username: str) -> UserRecord | None:
@@ -187,13 +222,30 @@ def set_user_disabled(conn: sqlite3.Connection, username: str, disabled: bool) -
     return cursor.rowcount == 1
 
 
+def set_user_role(conn: sqlite3.Connection, username: str, role: Role) -> bool:
+    cursor = conn.execute("UPDATE users SET role = ? WHERE username = ?",
+                          (role, username.lower()))
+    return cursor.rowcount == 1
+
+
+def update_user(conn: sqlite3.Connection, user_id: str, disabled: bool | None,
+                role: Role | None) -> UserRecord | None:
+    """An admin's change to an account (None leaves that part as it is); None if no such user."""
+    if disabled is not None:
+        conn.execute("UPDATE users SET disabled = ? WHERE user_id = ?", (int(disabled), user_id))
+    if role is not None:
+        conn.execute("UPDATE users SET role = ? WHERE user_id = ?", (role, user_id))
+    return user_by_id(conn, user_id)
+
+
 def insert_device(conn: sqlite3.Connection, user_id: str, name: str | None,
                   token_hash: bytes) -> str:
     device_id = new_id("d")
+    ts = now_ms()
     conn.execute(
-        "INSERT INTO devices (device_id, user_id, token_hash, name, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (device_id, user_id, token_hash, name, now_ms()),
+        "INSERT INTO devices (device_id, user_id, token_hash, name, created_at, last_seen)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (device_id, user_id, token_hash, name, ts, ts),
     )
     return device_id
 
@@ -213,6 +265,158 @@ def revoke_device(conn: sqlite3.Connection, device_id: str) -> None:
         (now_ms(), device_id),
     )
     conn.execute("DELETE FROM push_targets WHERE device_id = ?", (device_id,))
+
+
+def devices_of(conn: sqlite3.Connection, user_id: str) -> list[DeviceRecord]:
+    """The user's logins that still work, oldest first."""
+    return [DeviceRecord(*row) for row in conn.execute(
+        "SELECT device_id, name, created_at, last_seen FROM devices"
+        " WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at, device_id", (user_id,))]
+
+
+def revoke_device_of(conn: sqlite3.Connection, user_id: str, device_id: str) -> bool:
+    """Log out one of the user's own devices; False when it is not theirs or already gone
+    (the caller cannot tell which: another user's device id tells nothing)."""
+    found = conn.execute(
+        "SELECT 1 FROM devices WHERE device_id = ? AND user_id = ? AND revoked_at IS NULL",
+        (device_id, user_id)).fetchone()
+    if found is None:
+        return False
+    revoke_device(conn, device_id)
+    return True
+
+
+def set_device_last_seen(conn: sqlite3.Connection, device_id: str, ts: int) -> None:
+    # Never back: the write at a session's end may commit after a later request's.
+    conn.execute("UPDATE devices SET last_seen = max(coalesce(last_seen, 0), ?)"
+                 " WHERE device_id = ?", (ts, device_id))
+
+
+def change_password(conn: sqlite3.Connection, user_id: str, password_hash: str,
+                    keep_device_id: str | None) -> list[str]:
+    """Set a new password hash. With `keep_device_id`, every other live device of the user is
+    logged out in the same transaction; returns the ids of those devices."""
+    conn.execute("UPDATE users SET password_hash = ? WHERE user_id = ?",
+                 (password_hash, user_id))
+    if keep_device_id is None:
+        return []
+    others = [row[0] for row in conn.execute(
+        "SELECT device_id FROM devices WHERE user_id = ? AND device_id != ?"
+        " AND revoked_at IS NULL ORDER BY device_id", (user_id, keep_device_id))]
+    for device_id in others:
+        revoke_device(conn, device_id)
+    return others
+
+
+# --- profiles --------------------------------------------------------------------------------
+
+def set_display_name(conn: sqlite3.Connection, user_id: str, display_name: str) -> UserRecord:
+    conn.execute("UPDATE users SET display_name = ? WHERE user_id = ?", (display_name, user_id))
+    user = user_by_id(conn, user_id)
+    assert user is not None
+    return user
+
+
+def set_avatar(conn: sqlite3.Connection, user_id: str, upload: tuple[str, int, str] | None
+               ) -> UserRecord:
+    """Make an upload (sha256, size, content_type) the user's avatar, or remove it (None).
+
+    The avatar's media row is referenced, so the sweeper keeps it; the one it replaces is
+    released to the sweeper (forgotten after a day) unless a message of its uploader holds it.
+    """
+    old = conn.execute("SELECT avatar_id FROM users WHERE user_id = ?", (user_id,)).fetchone()
+    avatar_id = None
+    if upload is not None:
+        sha256, size, content_type = upload
+        avatar_id = insert_media(conn, sha256, size, content_type, user_id)
+        conn.execute("UPDATE media SET referenced = 1 WHERE media_id = ?", (avatar_id,))
+    conn.execute("UPDATE users SET avatar_id = ? WHERE user_id = ?", (avatar_id, user_id))
+    if old is not None and old[0] is not None:
+        conn.execute(
+            "UPDATE media SET referenced = 0, created_at = ? WHERE media_id = ?"
+            " AND NOT EXISTS (SELECT 1 FROM messages WHERE media_id = ?)",
+            (now_ms(), old[0], old[0]))
+    user = user_by_id(conn, user_id)
+    assert user is not None
+    return user
+
+
+def avatar_file(conn: sqlite3.Connection, avatar_id: str) -> tuple[str, str] | None:
+    """(sha256, content_type) of an upload that is some user's avatar now; None otherwise."""
+    row = conn.execute(
+        "SELECT m.sha256, m.content_type FROM users AS u JOIN media AS m"
+        " ON m.media_id = u.avatar_id WHERE u.avatar_id = ?", (avatar_id,)).fetchone()
+    return None if row is None else (row[0], row[1])
+# --- invites and registration ----------------------------------------------------------------
+
+_INVITE_COLUMNS = ("i.invite_id, i.max_uses, i.uses, i.makes_admin, u.username, i.created_at,"
+                   " i.expires_at, i.revoked_at")
+
+
+def _invite(row: tuple[Any, ...] | None) -> InviteRecord | None:
+    if row is None:
+        return None
+    return InviteRecord(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6], row[7])
+
+
+def insert_invite(conn: sqlite3.Connection, token_hash: bytes, max_uses: int, makes_admin: bool,
+                  created_by: str | None, expires_at: int) -> str:
+    """A new invite; returns its invite_id (the token itself is never stored)."""
+    invite_id = new_id("i")
+    conn.execute(
+        "INSERT INTO invites (invite_id, token_hash, max_uses, makes_admin, created_by,"
+        " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (invite_id, token_hash, max_uses, int(makes_admin), created_by, now_ms(), expires_at))
+    return invite_id
+
+
+def invite_by_token_hash(conn: sqlite3.Connection, token_hash: bytes) -> InviteRecord | None:
+    return _invite(conn.execute(
+        f"SELECT {_INVITE_COLUMNS} FROM invites AS i LEFT JOIN users AS u"
+        " ON u.user_id = i.created_by WHERE i.token_hash = ?", (token_hash,)).fetchone())
+
+
+def list_invites(conn: sqlite3.Connection) -> list[InviteRecord]:
+    """Every invite ever made, oldest first, whatever its state."""
+    rows = conn.execute(
+        f"SELECT {_INVITE_COLUMNS} FROM invites AS i LEFT JOIN users AS u"
+        " ON u.user_id = i.created_by ORDER BY i.created_at, i.invite_id").fetchall()
+    return [i for i in map(_invite, rows) if i is not None]
+
+
+def revoke_invite(conn: sqlite3.Connection, invite_id: str) -> bool:
+    """False if there is no such invite; revoking a revoked one keeps its first revocation."""
+    cursor = conn.execute(
+        "UPDATE invites SET revoked_at = coalesce(revoked_at, ?) WHERE invite_id = ?",
+        (now_ms(), invite_id))
+    return cursor.rowcount == 1
+
+
+def use_invite(conn: sqlite3.Connection, token_hash: bytes) -> InviteRecord:
+    """Count one use of the invite, or raise ChatError(FORBIDDEN) saying why it cannot be
+    used. The check and the count are one UPDATE, so a use is never counted twice."""
+    used = conn.execute(
+        "UPDATE invites SET uses = uses + 1 WHERE token_hash = ? AND revoked_at IS NULL"
+        " AND uses < max_uses AND expires_at > ? RETURNING invite_id",
+        (token_hash, now_ms())).fetchone()
+    invite = invite_by_token_hash(conn, token_hash)
+    if used is None or invite is None:
+        raise ChatError(ErrorCode.FORBIDDEN, invite_refusal(invite, now_ms()))
+    return invite
+
+
+def register_user(conn: sqlite3.Connection, username: str, display_name: str | None,
+                  password_hash: str, device_token_hash: bytes, device_name: str | None,
+                  invite_hash: bytes | None) -> tuple[UserRecord, str]:
+    """A self-registered account and its first device, in one transaction with the use of its
+    invite (if any): a refused invite or a taken name creates nothing and uses nothing up, and
+    two registrations racing for the last use of an invite make one account. An admin invite
+    makes an admin. Returns the user and the device_id."""
+    role: Role = "user"
+    if invite_hash is not None:
+        role = "admin" if use_invite(conn, invite_hash).makes_admin else "user"
+    user = insert_user(conn, username, display_name, password_hash, role)
+    return user, insert_device(conn, user.user_id, device_name, device_token_hash)
 
 
 # --- push targets ----------------------------------------------------------------------------
@@ -417,17 +621,25 @@ def append_message(conn: sqlite3.Connection, conversation_id: str, sender_id: st
     ).fetchone()
     message = Message(conversation_id, seq, sender_id, client_msg_id, kind, body, ts,
                       media_id, reply_to, target)
-    conn.execute(
+    inserted = conn.execute(
         f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (conversation_id, seq, sender_id, client_msg_id, kind, body, ts, media_id, reply_to,
          target),
     )
     advance_markers(conn, conversation_id, sender_id, seq, seq)
-    if kind == "delete":
+    # The search index moves in the same transaction as the log, so it cannot drift from it.
+    search_index.index_message(conn, inserted.lastrowid or 0, conversation_id, seq, kind, body)
+    if kind == "edit" and target is not None:
+        search_index.reindex_message(conn, conversation_id, target, body)
+    if kind == "delete" and target is not None:
         # The log stays append-only, but a deleted message's content is gone for everyone,
         # in history and in every later catch-up.
         conn.execute("UPDATE messages SET body = '', media_id = NULL"
                      " WHERE conversation_id = ? AND seq = ?", (conversation_id, target))
+        # Its edits held its words too.
+        conn.execute("UPDATE messages SET body = '' WHERE conversation_id = ? AND target = ?"
+                     " AND kind = 'edit'", (conversation_id, target))
+        search_index.unindex_message(conn, conversation_id, target)
     return message, True
 
 
@@ -656,6 +868,21 @@ def history(conn: sqlite3.Connection, conversation_id: str, *, before: int | Non
     ).fetchall()
     page = [_message(r) for r in reversed(rows[:limit])]
     return page, len(rows) > limit
+
+
+def history_around(conn: sqlite3.Connection, conversation_id: str, *, around: int,
+                   limit: int, min_seq: int) -> tuple[list[Message], bool]:
+    """The page that holds `around` in its middle: up to half of `limit` below it, the rest at
+    and above it (more below when the log ends sooner). `has_more` says whether older messages
+    remain below the page, as for a page without `after`; newer ones are paged with `after`."""
+    start = max(around, min_seq + 1)
+    newer = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?"
+        " AND seq >= ? ORDER BY seq LIMIT ?", (conversation_id, start, limit)).fetchall()
+    older, has_more = history(conn, conversation_id, before=start, after=None,
+                              limit=limit - min(len(newer), limit - limit // 2),
+                              min_seq=min_seq)
+    return older + [_message(r) for r in newer[:limit - len(older)]], has_more
 
 
 def events_targeting(conn: sqlite3.Connection, conversation_id: str, seqs: list[int],

@@ -6,7 +6,8 @@ every member, uploads and push targets. A client reconnecting to the cluster wit
 it had is therefore sent exactly what it missed, as if the node had only restarted.
 
 The copy is one PostgreSQL transaction (COPY per table, in the order the foreign keys need),
-then counted and checked against the source before it commits: an interrupted or mismatched
+then counted and checked against the source, and the search index rebuilt from the copied log
+(each store builds its own index), before it commits: an interrupted or mismatched
 move leaves the PostgreSQL store as empty as it was. It refuses a PostgreSQL store that already
 holds users or messages, so two deployments are never merged by accident.
 """
@@ -20,15 +21,18 @@ from typing import Any
 
 import psycopg
 
+from . import pg_search
 from .errors import StoreError
 from .postgres import Connection
 
 # Parents before children, as the foreign keys need. Every table of the SQLite schema is either
 # here or in NOT_COPIED: tests/cluster/test_migrate.py fails when a new table is neither.
-COPIED_TABLES = ["users", "devices", "conversations", "members", "messages", "media",
+COPIED_TABLES = ["users", "invites", "devices", "conversations", "members", "messages", "media",
                  "push_targets"]
-# The schema version is the target's own, written when its schema was made.
-NOT_COPIED = {"meta"}
+# The schema version is the target's own, written when its schema was made. The search index
+# is SQLite's FTS5 table and its shadow tables: PostgreSQL's is rebuilt from the copied log.
+NOT_COPIED = {"meta", "message_search", "message_search_config", "message_search_content",
+              "message_search_data", "message_search_docsize", "message_search_idx"}
 COPY_BATCH_ROWS = 5000
 
 
@@ -118,6 +122,7 @@ def transfer(source: sqlite3.Connection, target: Connection) -> TransferReport:
             for table in COPIED_TABLES:
                 report.rows[table] = _copy_table(source, target, table)
             _verify(source, target, report)
+            pg_search.rebuild(target)
     except psycopg.Error as exc:
         raise StoreError(f"the move into PostgreSQL failed, nothing was moved:"
                          f" {' '.join(str(exc).split())}") from None

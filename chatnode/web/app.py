@@ -13,6 +13,7 @@ from starlette.routing import Match, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..accounts import Accounts
+from ..admins import Admins
 from ..hub import Hub
 from ..logs import fields
 from ..media import MediaFiles
@@ -133,9 +134,10 @@ class PlainAsgi:
 
 def build_app(service: ChatService, accounts: Accounts, hub: Hub, media: MediaFiles, *,
               frame_bytes: int, upload_bytes: int, outbox_frames: int,
-              body_timeout_s: float, hello_timeout_s: float) -> ASGIApp:
+              body_timeout_s: float, hello_timeout_s: float,
+              admins: Admins | None = None) -> ASGIApp:
     api = Api(service, accounts, hub, media, body_bytes=frame_bytes, upload_bytes=upload_bytes,
-              body_timeout_s=body_timeout_s)
+              body_timeout_s=body_timeout_s, admins=admins)
 
     async def websocket_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         await WebSocketSession(scope, receive, send, service, accounts, frame_bytes,

@@ -17,35 +17,46 @@ import msgspec
 
 from ..protocol import (
     HTTP_STATUS,
+    AccountInfo,
     AddMemberRequest,
     AuthResponse,
     ConversationInfo,
     ConversationList,
     CreateConversationRequest,
+    DeviceList,
     EmptyResponse,
     ErrorCode,
     ErrorResponse,
     FoldedHistoryPage,
     HealthStatus,
     HistoryPage,
+    InviteCreated,
+    InviteList,
+    InviteRequest,
     LoginRequest,
     Me,
     MediaInfo,
     MeUpdate,
     NtfyTarget,
+    PasswordChange,
+    PasswordChanged,
     PushKey,
     PushTargetInfo,
     RegisterRequest,
     RenameRequest,
+    SearchPage,
     SendRequest,
     Sent,
     Seq,
     SetRoleRequest,
     UnifiedPushTarget,
     UserInfo,
+    UserUpdate,
     WebPushTarget,
 )
+from ..search_text import QUERY_MAX_CHARS
 from ..service import HISTORY_MAX_LIMIT
+from .search_api import SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT
 
 JSON = "application/json"
 BINARY = "binary"  # a raw file, in or out
@@ -96,11 +107,16 @@ V1 = "/api/v1"
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", f"{V1}/register"): Operation(
-        "Create an account and log in as its first device (when registration is open)",
+        "Create an account and log in as its first device (with an invite, or when"
+        " registration is open)",
         {201: AuthResponse}, (*_JSON_BODY, 403, 409, 429, *_WRITES), body=RegisterRequest,
         auth=False,
-        description="403 `registration_closed` unless the node runs with"
-                    " `registration = \"open\"`; 409 when the username is taken."),
+        description="With `registration = \"invite\"` (the default) the body's `invite` is the"
+                    " token of an invite link: without one 403 `registration_closed`, with one"
+                    " that is unknown, used up, expired or revoked 403 `forbidden` saying which."
+                    " `\"closed\"` refuses everyone with `registration_closed`; `\"open\"`"
+                    " ignores `invite`. 409 when the username is taken. A refusal creates"
+                    " nothing and uses up nothing."),
     ("POST", f"{V1}/login"): Operation(
         "Log in: every login is a new device with its own token",
         {200: AuthResponse}, (*_JSON_BODY, 401, 403, 429, *_WRITES), body=LoginRequest,
@@ -111,10 +127,63 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         {200: EmptyResponse}, (*_AUTH, *_WRITES)),
     ("GET", f"{V1}/me"): Operation("Who this token belongs to", {200: Me}, _AUTH),
     ("PATCH", f"{V1}/me"): Operation(
-        "Choose how much a push notification may say", {200: Me},
+        "Change the display name, or choose how much a push notification may say", {200: Me},
         (*_AUTH, *_JSON_BODY, *_WRITES), body=MeUpdate,
-        description="`full`: the sender and the message; `sender`: only who wrote; `none`:"
-                    " only that a message came. Push services and lock screens see it."),
+        description="At least one field. `display_name`: 1 to 64 characters, not blank;"
+                    " everyone who shares a conversation gets a `user_updated` frame."
+                    " `push_preview`: `full`, the sender and the message; `sender`: only who"
+                    " wrote; `none`: only that a message came. Push services and lock screens"
+                    " see it."),
+    ("POST", f"{V1}/me/password"): Operation(
+        "Change the password (the current one is required)", {200: PasswordChanged},
+        (*_AUTH, *_JSON_BODY, 403, 429, *_WRITES), body=PasswordChange,
+        description="403 when `current_password` is wrong, and nothing changes; attempts count"
+                    " toward the login limit of the client's address (429). `new_password`"
+                    " follows registration's rules (8 to 1024 characters). With"
+                    " `log_out_others` every other device of the account is logged out: its"
+                    " token stops working and its live sessions are closed with 4001."),
+    ("PUT", f"{V1}/me/avatar"): Operation(
+        "Set the avatar: the raw body is a PNG, JPEG, GIF or WebP image", {200: Me},
+        (*_AUTH, 400, 408, 413, *_WRITES), body=BINARY,
+        description="400 for anything that is not one of those images (known by its first"
+                    " bytes, whatever the Content-Type says); 413 past 1 MiB. Nothing changes"
+                    " on a refusal. Everyone who shares a conversation gets a `user_updated`"
+                    " frame."),
+    ("DELETE", f"{V1}/me/avatar"): Operation(
+        "Remove the avatar", {200: Me}, (*_AUTH, *_WRITES)),
+    ("GET", f"{V1}/avatars/{{avatar_id}}"): Operation(
+        "A user's current avatar (the `avatar` of a user, member or `user_updated`)",
+        {200: BINARY, 206: BINARY}, (*_AUTH, 404),
+        headers={200: _DOWNLOAD_HEADERS, 206: _DOWNLOAD_HEADERS},
+        description="To anyone logged in, as names are. 404 for an id that is no user's"
+                    " avatar now."),
+    ("GET", f"{V1}/devices"): Operation(
+        "The caller's devices (logins), the current one marked", {200: DeviceList}, _AUTH,
+        description="`last_seen`: the last time the device connected or made a request,"
+                    " written at most once a minute and when a session ends; the current time"
+                    " for a device with a live session."),
+    ("DELETE", f"{V1}/devices/{{device_id}}"): Operation(
+        "Log one of the caller's devices out", {200: DeviceList}, (*_AUTH, 404, *_WRITES),
+        description="Its token stops working at once and its live sessions are closed with"
+                    " 4001; the others stay. The answer is the devices left. 404 for a device"
+                    " that is not the caller's or is already logged out."),
+    ("POST", f"{V1}/invites"): Operation(
+        "Make an invite (admins): its token and link are in this answer only",
+        {201: InviteCreated}, (*_AUTH, *_JSON_BODY, 403, *_WRITES), body=InviteRequest,
+        description="`uses` (default 1) accounts may register with it until `expires` (30m,"
+                    " 12h, 7d; default 7d); with `admin` they are admins. The link starts with"
+                    " the configured `public_url`, else the address of this request. 403 for"
+                    " anyone but an admin; 400 for an expiry that is not a duration."),
+    ("GET", f"{V1}/invites"): Operation(
+        "Every invite, without tokens (admins)", {200: InviteList}, (*_AUTH, 403)),
+    ("DELETE", f"{V1}/invites/{{invite_id}}"): Operation(
+        "Revoke an invite (admins): it can no longer be used", {200: EmptyResponse},
+        (*_AUTH, 403, 404, *_WRITES), description="404 when there is no such invite."),
+    ("PATCH", f"{V1}/users/by-id/{{user_id}}"): Operation(
+        "Disable or enable an account, or change its role (admins)", {200: AccountInfo},
+        (*_AUTH, *_JSON_BODY, 403, 404, 409, *_WRITES), body=UserUpdate,
+        description="A disabled account's tokens stop working and its live sessions are"
+                    " closed (4001). 409 when an admin would disable or demote themselves."),
     ("GET", f"{V1}/push/key"): Operation(
         "The node's VAPID public key, a browser's applicationServerKey", {200: PushKey},
         (404,), auth=False, description="404 when push is turned off (`[push] enabled`)."),
@@ -174,12 +243,32 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         query=(
             Query("before", _SEQ_SCHEMA, "only seqs below this one (the latest page below it)"),
             Query("after", _SEQ_SCHEMA, "only seqs above this one (the first page above it)"),
+            Query("around", _SEQ_SCHEMA, "the page centred on this seq (e.g. a search hit):"
+                  " half of `limit` below it, the rest from it up; not with before or after"),
             Query("limit", {"type": "integer", "minimum": 1, "maximum": HISTORY_MAX_LIMIT,
                             "default": 50}, "most messages in the page"),
             Query("fold", {"type": "boolean", "default": False},
                   "fold edits and reactions into the messages they target"),
         ),
         description="With `fold=true` a FoldedHistoryPage, otherwise a HistoryPage."),
+    ("GET", f"{V1}/search"): Operation(
+        "Messages you may read that match a query, newest first",
+        {200: SearchPage}, (*_AUTH, 400, 403),
+        query=(
+            Query("q", {"type": "string", "minLength": 1, "maxLength": QUERY_MAX_CHARS},
+                  "words (all must match), \"quoted phrases\" and prefix* terms; case and"
+                  " accents do not matter"),
+            Query("conversation_id", {"type": "string"}, "only this conversation"),
+            Query("before", {"type": "integer", "minimum": 1},
+                  "the `next_before` of the previous page: only older hits"),
+            Query("limit", {"type": "integer", "minimum": 1, "maximum": SEARCH_MAX_LIMIT,
+                            "default": SEARCH_DEFAULT_LIMIT}, "most hits in the page"),
+        ),
+        description="Only messages of conversations you are a member of, written after you"
+                    " joined; text and media captions, in their current (edited) text,"
+                    " never deleted ones. 400 `invalid` for an empty or over-long query, one"
+                    " with nothing to search for, or a bad limit or cursor; 403 for a"
+                    " `conversation_id` you are not a member of."),
     ("POST", f"{V1}/conversations/{{cid}}/messages"): Operation(
         "Send a message: the same path as the WebSocket `send` frame",
         {201: Sent, 200: Sent}, (*_AUTH, *_JSON_BODY, 403, 429, *_WRITES), body=SendRequest,
@@ -212,11 +301,11 @@ _ERROR_TEXT = {
          " (a field or parameter is missing, of the wrong type or out of range; the message"
          " names it).",
     401: "`unauthenticated`: no bearer token, or an unknown, revoked or disabled one.",
-    403: "`forbidden` (not a member, not an admin, a disabled account) or"
-         " `registration_closed`.",
-    404: "`not_found`: no such user, media or member.",
-    409: "`conflict`: the username is taken, the member is already there, or the change would"
-         " leave a group without an admin.",
+    403: "`forbidden` (not a member, not an admin, a disabled account, an invite that cannot be"
+         " used) or `registration_closed`.",
+    404: "`not_found`: no such user, media, member or invite.",
+    409: "`conflict`: the username is taken, the member is already there, the change would"
+         " leave a group without an admin, or an admin would disable or demote themselves.",
     408: "`invalid`: the request body stopped arriving (`body_timeout_s`); the connection is"
          " closed.",
     413: "`too_large`: over a configured limit (request body, message body, upload, group).",

@@ -8,6 +8,7 @@ app's exception handler.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import cached_property
 from typing import Any
 
 import msgspec
@@ -17,8 +18,10 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from ..accounts import Accounts
+from ..admins import Admins
 from ..hub import Hub
 from ..media import MediaFiles
+from ..profiles import Profiles
 from ..protocol import (
     MAX_SEQ,
     AddMemberRequest,
@@ -44,10 +47,13 @@ from ..protocol import (
 from ..service import ChatService
 from ..store import DeviceAuth
 from ..store import sqlite as sql
+from .account_api import AccountApi
+from .admin_api import AdminApi
 from .openapi import openapi_document
 from .paced import paced
 from .push_api import PushApi
 from .responses import json_response
+from .search_api import SearchApi
 
 HEALTH_TIMEOUT_S = 5
 # Below this much room where the store writes, /healthz says the disk is full: a message of a
@@ -58,8 +64,10 @@ HEALTH_MIN_FREE_BYTES = 1024 * 1024
 
 class Api:
     def __init__(self, service: ChatService, accounts: Accounts, hub: Hub, media: MediaFiles,
-                 *, body_bytes: int, upload_bytes: int, body_timeout_s: float) -> None:
+                 *, body_bytes: int, upload_bytes: int, body_timeout_s: float,
+                 admins: Admins | None = None) -> None:
         self.service = service
+        self.admins = admins
         self.accounts = accounts
         self.hub = hub
         self.media = media
@@ -67,6 +75,10 @@ class Api:
         self.upload_bytes = upload_bytes
         self.openapi_json = encode_json(openapi_document())
         self.body_timeout_s = body_timeout_s
+
+    @cached_property
+    def profiles(self) -> Profiles:
+        return Profiles(self.service.store, self.service.engine, self.hub, self.media)
 
     def routes(self) -> list[Route]:
         v1 = "/api/v1"
@@ -93,7 +105,10 @@ class Api:
             Route(f"{v1}/schema.json", self.schema, methods=["GET"]),
             Route(f"{v1}/openapi.json", self.openapi, methods=["GET"]),
             *PushApi(self).routes(v1),
+            *SearchApi(self).routes(v1),
             Route(f"{v1}/me", self.update_me, methods=["PATCH"]),
+            *AccountApi(self).routes(v1),
+            *AdminApi(self, self.admins).routes(v1),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
         ]
@@ -153,7 +168,7 @@ class Api:
     async def logout(self, request: Request) -> Response:
         device = await self._device(request)
         await self.accounts.logout(device)
-        self.service.devices_logged_out([device.device_id])
+        self.hub.revoke_device(device.device_id)
         return json_response(EmptyResponse())
 
     async def me(self, request: Request) -> Response:
@@ -162,8 +177,15 @@ class Api:
 
     async def update_me(self, request: Request) -> Response:
         device = await self._device(request)
-        body = await self._body(request, MeUpdate)
-        await self.service.store.write(sql.set_push_preview, device.user_id, body.push_preview)
+        body: MeUpdate = await self._body(request, MeUpdate)
+        if body.push_preview is None and body.display_name is None:
+            raise ChatError(ErrorCode.INVALID, "nothing to change: give push_preview or"
+                            " display_name")
+        if body.display_name is not None:  # first: a blank name refuses the whole request
+            await self.profiles.set_display_name(device.user_id, body.display_name)
+        if body.push_preview is not None:
+            await self.service.store.write(sql.set_push_preview, device.user_id,
+                                           body.push_preview)
         return json_response(await self.accounts.me(device.user_id))
 
     async def user(self, request: Request) -> Response:
@@ -229,6 +251,7 @@ class Api:
             device.user_id, request.path_params["cid"],
             before=self._seq_param(request, "before", None),
             after=self._seq_param(request, "after", None),
+            around=self._seq_param(request, "around", None),
             limit=self._seq_param(request, "limit", 50) or 0,
             folded=self._flag(request, "fold"),
         )

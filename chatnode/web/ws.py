@@ -106,6 +106,7 @@ class WebSocketSession:
                     await self.service.open_session(session, self._sync)
         finally:
             self.service.close_session(session)
+            self.accounts.device_seen(session.device_id, always=True)
             self._log_closed(session, trio.current_time() - opened)
         if session.close_code == CLOSE_TOO_SLOW:
             self.service.metrics.outbox_overflows.inc()

@@ -81,3 +81,39 @@ def test_passwords_are_stored_on_postgresql_as_the_single_node_stores_them(pg_ur
     assert auth.verify_password(dan.password_hash, "danpass123")
     assert not auth.verify_password(dan.password_hash, "danpass124")
     assert dan.display_name == "dan" and dan.disabled is False and dan.last_seen is None
+
+
+def test_admins_are_added_listed_and_made_with_the_role_command(config: str) -> None:
+    added = run("user", "add", "root", "--password", "rootpass1", "--admin", "--config", config)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith("added root (u_") and added.stdout.rstrip().endswith("an admin")
+    assert run("user", "add", "erin", "--password", "erinpass1", "--config", config).returncode == 0
+    lines = listed(run("user", "list", "--config", config).stdout)
+    assert " admin " in lines["root"] and " user " in lines["erin"]
+
+    promoted = run("user", "role", "erin", "admin", "--config", config)
+    assert (promoted.returncode, promoted.stdout.strip()) == (0, "erin is now an admin")
+    demoted = run("user", "role", "root", "user", "--config", config)
+    assert demoted.returncode == 0, demoted.stderr
+    lines = listed(run("user", "list", "--config", config).stdout)
+    assert " admin " in lines["erin"] and " user " in lines["root"]
+    assert "no user named 'nobody'" in refused_in_one_line(
+        run("user", "role", "nobody", "admin", "--config", config))
+
+
+def test_invites_are_made_listed_and_revoked_on_either_store(config: str) -> None:
+    created = run("invite", "create", "--uses", "2", "--admin", "--config", config)
+    assert created.returncode == 0, created.stderr
+    summary, link = created.stdout.splitlines()
+    invite_id = summary.split()[3].rstrip(":")
+    assert invite_id.startswith("i_") and "#invite=" in link
+    listed = run("invite", "list", "--config", config)
+    assert listed.returncode == 0, listed.stderr
+    (line,) = listed.stdout.splitlines()
+    assert line.startswith(invite_id) and " active " in line and "2/2 uses left" in line
+    assert "makes admins" in line and link.split("#invite=")[1] not in listed.stdout
+    revoked = run("invite", "revoke", invite_id, "--config", config)
+    assert (revoked.returncode, revoked.stdout.strip()) == (0, f"revoked {invite_id}")
+    assert " revoked " in run("invite", "list", "--config", config).stdout
+    assert "no invite with id 'i_nope'" in refused_in_one_line(
+        run("invite", "revoke", "i_nope", "--config", config))

@@ -31,8 +31,8 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def two_nodes(tmp_path: Path, pg_url: str, bus_url: str, presence_ttl_s: int = 60
-              ) -> Iterator[Cluster]:
+def two_nodes(tmp_path: Path, pg_url: str, bus_url: str, presence_ttl_s: int = 60,
+              env: dict[str, str] | None = None) -> Iterator[Cluster]:
     nodes = []
     for name in ("one", "two"):
         config = tmp_path / f"{name}.toml"
@@ -40,7 +40,7 @@ def two_nodes(tmp_path: Path, pg_url: str, bus_url: str, presence_ttl_s: int = 6
             f'[store]\nurl = "{pg_url}"\nmedia_dir = "{tmp_path / "media"}"\n'
             f'[bus]\nurl = "{bus_url}"\nprefix = "{tmp_path.name}"\n'
             f"[cluster]\npresence_ttl_s = {presence_ttl_s}\n")
-        nodes.append(Node(tmp_path / name, args=["--config", str(config)]))
+        nodes.append(Node(tmp_path / name, env=env, args=["--config", str(config)]))
     cluster = Cluster(nodes)
     try:
         for node in nodes:

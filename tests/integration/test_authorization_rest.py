@@ -82,7 +82,15 @@ class OnMedia:
     attempts: Attempts = PLAIN
 
 
-Row = Public | Own | Directory | OnConversation | OnMedia
+@dataclass(frozen=True)
+class AdminOnly:
+    """The node's admins only (invites, other people's accounts): anyone else is forbidden
+    before anything is looked at."""
+
+    attempts: Attempts
+
+
+Row = Public | Own | Directory | OnConversation | OnMedia | AdminOnly
 
 V1 = "/api/v1"
 MATRIX: dict[tuple[str, str], Row] = {
@@ -91,7 +99,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", f"{V1}/login"): Public("how a token is had"),
     ("POST", f"{V1}/logout"): Own("revokes the caller's own token", PLAIN),
     ("GET", f"{V1}/me"): Own("the caller's own account", PLAIN),
-    ("PATCH", f"{V1}/me"): Own("the caller's own push preview setting",
+    ("PATCH", f"{V1}/me"): Own("the caller's own display name and push preview setting",
                                just(Attempt(body={"push_preview": "none"}))),
     ("GET", f"{V1}/push/key"): Public("the node's VAPID public key: a browser needs it to"
                                       " subscribe, and it is public by design (RFC 8292)"),
@@ -101,6 +109,20 @@ MATRIX: dict[tuple[str, str], Row] = {
         just(Attempt(body={"kind": "unifiedpush", "endpoint": "https://ntfy.example/x"}))),
     ("DELETE", f"{V1}/devices/me/push"): Own("removes the calling device's own push target",
                                              PLAIN),
+    ("GET", f"{V1}/devices"): Own("the caller's own devices", PLAIN),
+    ("DELETE", f"{V1}/devices/{{device_id}}"): Own(
+        "logs out one of the caller's own devices; another user's is 404 as if it did not"
+        " exist (test_devices.py)", just(Attempt({"device_id": "d_0123456789abcdef"}))),
+    ("POST", f"{V1}/me/password"): Own(
+        "the caller's own password, with the current one",
+        just(Attempt(body={"current_password": "correct horse battery",
+                           "new_password": "taken over", "log_out_others": True}))),
+    ("PUT", f"{V1}/me/avatar"): Own("the caller's own avatar",
+                                    just(Attempt(body=b"\x89PNG\r\n\x1a\n not really"))),
+    ("DELETE", f"{V1}/me/avatar"): Own("removes the caller's own avatar", PLAIN),
+    ("GET", f"{V1}/avatars/{{avatar_id}}"): Directory(
+        "avatars are shown wherever names are, to anyone logged in",
+        just(Attempt({"avatar_id": "m_0123456789abcdef"}))),
     ("GET", f"{V1}/users/by-id/{{user_id}}"): Directory(
         "names for the ids frames carry", lambda w, a: [Attempt({"user_id": w.alice.user_id})]),
     ("GET", f"{V1}/users/{{username}}"): Directory(
@@ -123,12 +145,24 @@ MATRIX: dict[tuple[str, str], Row] = {
                       Attempt({"uid": w.alice.user_id}, {"role": "member"})]),
     ("GET", f"{V1}/conversations/{{cid}}/messages"): OnConversation(
         lambda w, a: [Attempt(), Attempt(query={"after": "0", "limit": "200"}),
-                      Attempt(query={"fold": "true"})]),
+                      Attempt(query={"fold": "true"}), Attempt(query={"around": "1"})]),
     ("POST", f"{V1}/conversations/{{cid}}/messages"): OnConversation(
         lambda w, a: [Attempt(body={"client_msg_id": "intrude", "body": "let me in"}),
                       Attempt(body={"client_msg_id": "react", "kind": "reaction",
                                     "body": "👎", "target": 1}),
                       Attempt(body={"client_msg_id": "reply", "body": "re", "reply_to": 1})]),
+    ("GET", f"{V1}/search"): Own(
+        "finds only what the caller may read: its conversations, after it joined"
+        " (test_search.py pins strangers, removed and late members)",
+        just(Attempt(query={"q": "hello"}))),
+    ("POST", f"{V1}/invites"): AdminOnly(
+        lambda w, a: [Attempt(body={}), Attempt(body={"uses": 1000, "admin": True})]),
+    ("GET", f"{V1}/invites"): AdminOnly(PLAIN),
+    ("DELETE", f"{V1}/invites/{{invite_id}}"): AdminOnly(
+        lambda w, a: [Attempt({"invite_id": "i_0123456789abcdef"})]),
+    ("PATCH", f"{V1}/users/by-id/{{user_id}}"): AdminOnly(
+        lambda w, a: [Attempt({"user_id": a.user_id}, {"role": "admin"}),
+                      Attempt({"user_id": w.alice.user_id}, {"disabled": True})]),
     ("POST", f"{V1}/media"): Own("the caller's own upload",
                                  just(Attempt(body=b"\x89PNG not really"))),
     ("GET", f"{V1}/media/{{media_id}}"): OnMedia(),
@@ -221,6 +255,24 @@ async def test_a_dead_token_is_unauthenticated_on_every_route_and_changes_nothin
                                       attempt.query)
                 assert (elsewhere.status_code, elsewhere.content) == (401, answer.content)
         await assert_nothing_delivered(watcher, about=[actor.user_id])
+    assert await snapshot(http, world) == before
+
+
+# --- someone who is not an admin of the node ---------------------------------------------------
+
+@pytest.mark.parametrize("who", ["bob", "stranger"])
+async def test_non_admins_are_forbidden_on_every_admin_route_and_change_nothing(
+        world: World, http: httpx.AsyncClient, who: str) -> None:
+    actor: Actor = getattr(world, who)
+    before = await snapshot(http, world)
+    me = (await ask(http, actor.token, "GET", f"{V1}/me")).json()
+    for key in rows_of(AdminOnly):
+        for method, path, attempt in attempts(world, actor, key, {}):
+            answer = await ask(http, actor.token, method, path, attempt.body, attempt.query)
+            assert answer.status_code == 403, (key, answer.text)
+            assert answer.json()["error"]["code"] == "forbidden"
+    assert (await ask(http, actor.token, "GET", f"{V1}/me")).json() == me
+    assert me["role"] == "user"
     assert await snapshot(http, world) == before
 
 

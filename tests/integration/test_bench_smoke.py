@@ -38,3 +38,22 @@ def test_a_tiny_bench_run_checks_what_it_measured_and_reports_it(tmp_path: Path)
     assert None not in (transport["server_cpu_us_per_round_trip"],
                         transport["server_cpu_us_per_out_frame"],
                         transport["server_cpu_us_per_connect"])
+
+
+@pytest.mark.slow
+def test_a_tiny_search_bench_finds_what_it_planted_and_reports_it(tmp_path: Path) -> None:
+    """The search scenario's own checks: needles found by their members only, hits newest
+    first and only from the searcher's conversations."""
+    report = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "chatnode.bench", "search", "--messages", "2000", "--queries",
+         "30", "--search-users", "6", "--json", str(report)],
+        capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    figures = json.loads(report.read_text())
+    assert figures["passed"] is True and figures["failures"] == []
+    search = figures["search"]
+    assert search["messages"] == 2000 and search["queries"] == 30
+    assert set(search["latency_ms"]) == {"p50", "p99", "max"}
+    assert 0 < search["index_share"] < 1
+    assert search["hits_per_query"] > 0

@@ -116,7 +116,7 @@ async def test_users_added_with_the_node_stopped_can_log_in(own_node: Node) -> N
         await bob.login("bob", "bob's secret pw")
         assert await alice.request("GET", "/api/v1/me") == {
             "user_id": out(added).split("(")[1].rstrip(")\n"), "username": "alice",
-            "display_name": "Alice", "push_preview": "full"}
+            "display_name": "Alice", "push_preview": "full", "role": "user"}
         assert (await bob.request("GET", "/api/v1/me"))["display_name"] == "Bob B"
         # the two can talk at once: accounts made by the CLI are ordinary accounts
         bob_id = (await alice.user("bob"))["user_id"]

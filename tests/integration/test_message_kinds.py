@@ -88,3 +88,22 @@ async def test_history_can_fold_edits_and_reactions_onto_their_messages(
     assert [m["seq"] for m in raw["messages"]] == list(range(1, 10))  # the log is untouched
     status, body = await bob.rest.call("GET", path, params={"fold": "maybe"})
     assert (status, body["error"]["code"]) == (400, "invalid")
+
+
+async def test_a_delete_also_blanks_the_edits_of_its_message(
+        node: Node, alice: User, bob: User) -> None:
+    """A deleted message's words are gone from history and catch-up, including the words of
+    its edits (the folded view would otherwise show the latest edit of a deleted message)."""
+    cid = (await alice.rest.direct(bob.user_id))["conversation_id"]
+    path = f"/api/v1/conversations/{cid}/messages"
+    for number, fields in enumerate([{"body": "my pin is 1234"},
+                                     {"kind": "edit", "target": 1, "body": "my pin is 4321"},
+                                     {"kind": "delete", "target": 1}]):
+        await alice.rest.request("POST", path, {"client_msg_id": f"k{number}", **fields})
+    raw = await bob.rest.history(cid)
+    assert [(m["seq"], m["kind"], m["body"]) for m in raw["messages"]] == [
+        (1, "text", ""), (2, "edit", ""), (3, "delete", "")]
+    folded = await bob.rest.request("GET", path, params={"fold": "true"})
+    assert [(m["seq"], m["body"]) for m in folded["messages"]] == [(1, ""), (3, "")]
+    async with connect(node.url, bob.token) as (_, frames):
+        assert [m["body"] for m in of_type(frames, "message")] == ["", "", ""]

@@ -61,13 +61,13 @@ async def test_register_answers_201_with_a_working_token(node: Node) -> None:
         rest.token = auth["token"]
         assert await rest.request("GET", "/api/v1/me") == {
             "user_id": auth["user_id"], "username": name.lower(), "display_name": "Reggie R",
-            "push_preview": "full"}
+            "push_preview": "full", "role": "user"}
 
 
 async def test_display_name_defaults_to_the_username(node: Node, alice: User) -> None:
     me = await alice.rest.request("GET", "/api/v1/me")
     assert me == {"user_id": alice.user_id, "username": alice.username,
-                  "display_name": alice.username, "push_preview": "full"}
+                  "display_name": alice.username, "push_preview": "full", "role": "user"}
 
 
 async def test_registration_is_closed_unless_configured_open(own_node: Node) -> None:

@@ -10,18 +10,20 @@ import pytest
 from chatnode.cluster.facts import (
     AnyFact,
     ConversationChanged,
-    DevicesLoggedOut,
+    DeviceRevoked,
     MarkersMoved,
     MessageCommitted,
     NodePresence,
     PresenceChanged,
+    ProfileChanged,
     PushTargetAdded,
     Resync,
     TypingChanged,
+    UserDisabled,
     decode_fact,
     encode_fact,
 )
-from chatnode.protocol import Message
+from chatnode.protocol import Message, UserUpdated
 from chatnode.store import ConversationRecord, MemberRecord
 
 MESSAGE = Message("c1", 7, "u1", "m7", "text", "héllo", 1_795_000_000_000, reply_to=3)
@@ -37,7 +39,9 @@ FACTS: list[AnyFact] = [
     PresenceChanged("n2", "u2", False, 1_795_000_000_002),
     NodePresence("n2", ["u1", "u2"]),
     PushTargetAdded("n2", "u2"),
-    DevicesLoggedOut("n1", ["d1", "d2"]),
+    DeviceRevoked("n1", "d1"),
+    UserDisabled("n2", "u2"),
+    ProfileChanged("n1", UserUpdated("u1", "ann", "Ann Ö", "m9")),
     Resync("n3"),
 ]
 

@@ -104,3 +104,29 @@ async def test_a_waiting_status_update_is_superseded_by_a_newer_one_behind_the_r
     # gets every status_update
     hub.publish_status("u", StatusUpdate("c", 2, 2, 2, 0))
     assert [json.loads(data)["last_read_seq"] for data in drain(session)] == [2]
+
+
+async def test_a_session_whose_hello_passed_just_before_its_device_was_logged_out_is_closed(
+        ) -> None:
+    """The token is checked before the session registers; a logout landing in between must
+    still close it (4001), and other devices of the user must not be touched."""
+    hub = Hub()
+    live = live_session("u1", "json")
+    hub.register(live)
+    hub.revoke_device("d-u1")
+    assert live.close_code == 4001
+    late = live_session("u1", "json")  # its hello was checked before the revocation
+    other = Session("u1", "d-other", "json", 8)
+    hub.register(late)
+    hub.register(other)
+    assert late.close_code == 4001 and late.cancel_scope.cancel_called
+    assert other.close_code is None
+
+
+async def test_logged_out_devices_are_forgotten_after_a_while(
+        autojump_clock: trio.testing.MockClock) -> None:
+    hub = Hub()
+    hub.revoke_device("d-old")
+    await trio.sleep(hub_module.REVOKED_MEMORY_S + 1)
+    hub.revoke_device("d-new")
+    assert set(hub._revoked) == {"d-new"}

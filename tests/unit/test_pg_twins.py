@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[cluster]'")
 
-from chatnode.store import pg_ops
+from chatnode.store import pg_ops, pg_search
 from chatnode.store import sqlite as sql
 from chatnode.store.pg_store import twin_of
 
@@ -48,6 +48,18 @@ def test_every_sqlite_operation_has_a_twin_with_the_same_signature() -> None:
         twin = getattr(pg_ops, name)
         assert pg_ops.TWINS[fn] is twin
         assert _shape(twin) == _shape(fn), f"pg_ops.{name} differs from sqlite.{name}"
+
+
+def test_every_search_operation_has_a_twin_with_the_same_signature() -> None:
+    """search.py's store functions (the web layer reads `search_index.search`) run as
+    pg_search.py's on PostgreSQL."""
+    operations = pg_ops.search_operations()
+    assert {"index_message", "reindex_message", "unindex_message", "rebuild", "search",
+            "index_bytes"} <= set(operations)
+    for name, fn in operations.items():
+        twin = getattr(pg_search, name)
+        assert twin_of(fn) is twin
+        assert _shape(twin) == _shape(fn), f"pg_search.{name} differs from search.{name}"
 
 
 def test_every_operation_the_node_names_is_mapped_by_the_postgresql_store() -> None:

@@ -44,8 +44,10 @@ export class Api {
       { json: { username, password, device_name: deviceName() } });
   }
 
-  register(username, password) {
-    return this.request('POST', '/register', { json: { username, password } });
+  // `invite`: the token of an invite link; `displayName`: optional (the username otherwise).
+  register(username, password, { invite, displayName } = {}) {
+    return this.request('POST', '/register',
+      { json: { username, password, invite, display_name: displayName } });
   }
 
   logout() { return this.request('POST', '/logout'); }
@@ -53,6 +55,18 @@ export class Api {
   setPushPreview(pushPreview) {
     return this.request('PATCH', '/me', { json: { push_preview: pushPreview } });
   }
+  setDisplayName(displayName) {
+    return this.request('PATCH', '/me', { json: { display_name: displayName } });
+  }
+  changePassword(current, next, logOutOthers) {
+    return this.request('POST', '/me/password', { json: { current_password: current,
+      new_password: next, log_out_others: logOutOthers } });
+  }
+  setAvatar(blob) { return this.request('PUT', '/me/avatar', { body: blob, contentType: blob.type }); }
+  removeAvatar() { return this.request('DELETE', '/me/avatar'); }
+  avatar(avatarId) { return this.request('GET', `/avatars/${avatarId}`, { blob: true }); }
+  devices() { return this.request('GET', '/devices'); }
+  logOutDevice(deviceId) { return this.request('DELETE', `/devices/${encodeURIComponent(deviceId)}`); }
   pushKey() { return this.request('GET', '/push/key'); }
   setPushTarget(target) { return this.request('PUT', '/devices/me/push', { json: target }); }
   userByName(username) { return this.request('GET', `/users/${encodeURIComponent(username)}`); }
@@ -78,9 +92,26 @@ export class Api {
       `/conversations/${conversationId}/messages?before=${before}&limit=${limit}`);
   }
 
+  // Messages matching `q`, newest first; `before` is the previous page's next_before.
+  search(q, before = null) {
+    const params = new URLSearchParams({ q });
+    if (before !== null) params.set('before', before);
+    return this.request('GET', `/search?${params}`);
+  }
+
   upload(file) {
     return this.request('POST', '/media',
       { body: file, contentType: file.type || 'application/octet-stream' });
+  }
+
+  // The node's admins only (403 for anyone else).
+  invites() { return this.request('GET', '/invites'); }
+  createInvite(options) { return this.request('POST', '/invites', { json: options }); }
+  revokeInvite(inviteId) {
+    return this.request('DELETE', `/invites/${encodeURIComponent(inviteId)}`);
+  }
+  updateUser(userId, change) {
+    return this.request('PATCH', `/users/by-id/${encodeURIComponent(userId)}`, { json: change });
   }
 
   media(mediaId) { return this.request('GET', `/media/${mediaId}`, { blob: true }); }

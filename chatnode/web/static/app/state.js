@@ -13,6 +13,7 @@ const TYPING_SHOWN_MS = 6000; // the server sends typing:false after 5 s; this i
 const DELIVERED_DEBOUNCE_MS = 100; // one cumulative `delivered` per burst
 const SAVE_DEBOUNCE_MS = 50; // one IndexedDB transaction per burst of frames
 const HISTORY_PAGE = 50;
+const HISTORY_PAGE_MAX = 200; // the node's largest page: what a jump to a search hit loads by
 
 // crypto.randomUUID exists only in secure contexts (https, localhost); a family server on plain
 // http in the LAN still needs ids, and getRandomValues is available everywhere.
@@ -42,7 +43,9 @@ export class ChatState {
     this.status = 'offline'; // connection: 'connecting' | 'online' | 'offline'
     this.synced = false;
     this.openId = null;
+    this.highlight = null; // { conversationId, seq }: a search hit to scroll to, once shown
     this.notice = null; // a one-line message for the user, e.g. a refused send
+    this.invite = null; // the token of the invite link this page was opened with (ui/invite.js)
     this.pendingDelivered = new Map();
     this.wantRead = new Map(); // conversation id -> seq the user has seen, not yet sent
     this.lastTypingSent = new Map();
@@ -120,7 +123,7 @@ export class ChatState {
   // The account as the node has it now: a setting may have changed on another device.
   async refreshMe() {
     try {
-      await this.rememberMe(await this.api.me());
+      await this.rememberMe({ avatar: undefined, ...await this.api.me() });
     } catch { /* offline: the cached account stands */ }
   }
 
@@ -130,10 +133,11 @@ export class ChatState {
     this.changed();
   }
 
-  async login(username, password, { register = false } = {}) {
+  async login(username, password, { register = false, invite, displayName } = {}) {
     const anonymous = new Api();
-    const auth = register ? await anonymous.register(username, password)
+    const auth = register ? await anonymous.register(username, password, { invite, displayName })
       : await anonymous.login(username, password);
+    this.invite = null;
     const me = await new Api(auth.token).me();
     // The cache of the previous user stays only if the same user logs back in (their outbox).
     if ((await this.cache.get('kv', 'owner')) !== me.user_id) await this.cache.clear();
@@ -200,6 +204,7 @@ export class ChatState {
       case 'conversation': this.onConversation(frame); break;
       case 'presence': this.onPresence(frame); break;
       case 'typing': this.onTyping(frame); break;
+      case 'user_updated': this.onUserUpdated(frame); break;
       case 'synced': this.onSynced(); break;
       case 'error': this.onError(frame); break;
       default: break; // welcome, pong, and frames a newer server may add
@@ -307,6 +312,16 @@ export class ChatState {
     this.presence.set(frame.user_id, { online: frame.online, last_seen: frame.last_seen });
     this.ensureUser(frame.user_id);
     if (!frame.online) for (const id of this.typing.keys()) this.stopTyping(id, frame.user_id);
+  }
+
+  // Someone who shares a conversation (or this user, on another device) changed their name
+  // or avatar.
+  onUserUpdated(frame) {
+    const { type, ...user } = frame;
+    this.rememberUser({ avatar: undefined, ...user });
+    if (frame.user_id === this.me.user_id) {
+      this.rememberMe({ display_name: frame.display_name, avatar: frame.avatar });
+    }
   }
 
   onTyping(frame) {
@@ -475,8 +490,29 @@ export class ChatState {
     if (bySeq.size < HISTORY_PAGE) await this.loadOlder(conversationId);
   }
 
+  // Open a conversation at a search hit. The messages held in memory stay one unbroken run up
+  // to the newest, so older pages are loaded down to the hit rather than a window around it.
+  async jumpTo(conversationId, seq) {
+    this.highlight = { conversationId, seq };
+    await this.open(conversationId);
+    for (;;) {
+      const have = this.messages.get(conversationId);
+      if (have?.has(seq) || this.historyDone.has(conversationId)
+          || this.highlight?.seq !== seq) break;
+      if (this.historyLoading.has(conversationId)) { // a page is on its way already
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      const size = have?.size ?? 0;
+      await this.loadOlder(conversationId, HISTORY_PAGE_MAX);
+      const grew = (this.messages.get(conversationId)?.size ?? 0) > size;
+      if (!grew && !this.historyDone.has(conversationId)) break; // offline: the cache is all
+    }
+    this.changed();
+  }
+
   // The page before the oldest message this device has, from REST.
-  async loadOlder(conversationId) {
+  async loadOlder(conversationId, limit = HISTORY_PAGE) {
     if (this.historyDone.has(conversationId) || this.historyLoading.has(conversationId)) return;
     const c = this.conversations.get(conversationId);
     const seqs = [...(this.messages.get(conversationId)?.keys() ?? [])];
@@ -487,7 +523,7 @@ export class ChatState {
     }
     this.historyLoading.add(conversationId);
     try {
-      const page = await this.api.history(conversationId, before, HISTORY_PAGE);
+      const page = await this.api.history(conversationId, before, limit);
       this.addEntries(conversationId, page.messages);
       if (!page.has_more) this.historyDone.add(conversationId);
     } catch {
@@ -536,7 +572,7 @@ export class ChatState {
     if (lastMessage && (!info.last_message || lastMessage.seq > info.last_message.seq)) {
       c.last_message = lastMessage;
     }
-    for (const m of info.members) this.ensureUser(m.user_id);
+    for (const m of info.members) this.learnMember(m);
     this.dirtyConversations.add(c.conversation_id);
     this.save();
     this.changed();
@@ -572,6 +608,19 @@ export class ChatState {
     if (this.openId === id) this.openId = null;
   }
 
+  // REST lists members with their current name and avatar: a `user_updated` missed while
+  // offline is made good here.
+  learnMember(member) {
+    const known = this.users.get(member.user_id);
+    if (!member.display_name) {
+      this.ensureUser(member.user_id);
+      return;
+    }
+    if (known && known.display_name === member.display_name && known.avatar === member.avatar) return;
+    this.rememberUser({ ...known, user_id: member.user_id, display_name: member.display_name,
+      avatar: member.avatar });
+  }
+
   rememberUser(user) {
     this.users.set(user.user_id, user);
     this.cache.put('users', user);
@@ -586,6 +635,35 @@ export class ChatState {
     } catch { /* shown as "…" until the next try */ } finally {
       this.fetchingUsers.delete(userId);
     }
+  }
+
+  // An avatar's bytes never change under its id, so the cache keeps them like media.
+  async avatarUrl(avatarId) {
+    const key = `avatar:${avatarId}`;
+    let blob = await this.cache.get('media', key);
+    if (!blob) {
+      blob = await this.api.avatar(avatarId);
+      this.cache.put('media', blob, key);
+    }
+    return URL.createObjectURL(blob);
+  }
+
+  // --- my account -----------------------------------------------------------------------------
+
+  async setDisplayName(name) {
+    await this.rememberMe({ avatar: undefined, ...await this.api.setDisplayName(name) });
+  }
+
+  async setAvatar(file) {
+    await this.rememberMe({ avatar: undefined, ...await this.api.setAvatar(await avatarImage(file)) });
+  }
+
+  async removeAvatar() {
+    await this.rememberMe({ avatar: undefined, ...await this.api.removeAvatar() });
+  }
+
+  async changePassword(current, next, logOutOthers) {
+    return this.api.changePassword(current, next, logOutOthers);
   }
 
   async mediaUrl(mediaId) {
@@ -618,4 +696,24 @@ export class ChatState {
       for (const id of settled) tx.objectStore('outbox').delete(id);
     });
   }
+}
+
+// A picture made small before it goes up: the node keeps avatars as they come (up to 1 MiB)
+// and shows them at a few dozen pixels, so a phone photo is scaled to AVATAR_PX square first.
+const AVATAR_PX = 256;
+
+async function avatarImage(file) {
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    return file; // not a picture the browser reads: the node says what is wrong with it
+  }
+  const side = Math.min(bitmap.width, bitmap.height);
+  const canvas = document.createElement('canvas');
+  canvas.width = canvas.height = Math.min(AVATAR_PX, side);
+  canvas.getContext('2d').drawImage(bitmap, (bitmap.width - side) / 2,
+    (bitmap.height - side) / 2, side, side, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  return new Promise((resolve) => canvas.toBlob((blob) => resolve(blob ?? file), 'image/png'));
 }

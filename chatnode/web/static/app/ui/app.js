@@ -3,19 +3,24 @@
 import { useEffect } from 'preact/hooks';
 import { html, useChat } from './html.js';
 import { Login } from './login.js';
+import { InviteRegister, takeInviteFromHash } from './invite.js';
 import { Sidebar } from './sidebar.js';
 import { ConversationPane } from './conversation.js';
 
 export function App({ state }) {
   useChat(state);
   useEffect(() => {
-    const follow = () => state.open(decodeURIComponent(location.hash.slice(1)) || null);
+    const follow = () => {
+      if (takeInviteFromHash(state)) return;
+      state.open(decodeURIComponent(location.hash.slice(1)) || null);
+    };
     window.addEventListener('hashchange', follow);
-    if (state.me) follow();
+    if (state.me || location.hash.startsWith('#invite=')) follow();
     return () => window.removeEventListener('hashchange', follow);
   }, [state, state.me]);
 
   if (!state.booted) return html`<p class="loading">Loading…</p>`;
+  if (!state.me && state.invite) return html`<${InviteRegister} state=${state} />`;
   if (!state.me) return html`<${Login} state=${state} />`;
   const open = state.openId && state.conversations.get(state.openId);
   return html`

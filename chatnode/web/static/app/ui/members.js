@@ -2,6 +2,7 @@
 import { useState } from 'preact/hooks';
 import { html } from './html.js';
 import { displayName } from '../format.js';
+import { Avatar } from './avatar.js';
 
 export function Members({ state, c }) {
   const [username, setUsername] = useState('');
@@ -23,6 +24,7 @@ export function Members({ state, c }) {
       <ul>
         ${c.members.map((m) => html`
           <li key=${m.user_id} data-testid="member" data-user-id=${m.user_id}>
+            <${Avatar} state=${state} userId=${m.user_id} />
             ${displayName(state.users, m.user_id)}${m.role === 'admin' ? ' (admin)' : ''}
             ${admin && m.user_id !== state.me.user_id && html`
               <button type="button" class="link"

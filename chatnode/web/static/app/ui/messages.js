@@ -5,16 +5,19 @@ import { html } from './html.js';
 import { foldConversation, groupReactions, tickOf } from '../fold.js';
 import { clockTime, displayName, systemText } from '../format.js';
 import { Media } from './media.js';
+import { Avatar } from './avatar.js';
 import { Tick } from './tick.js';
 
 const EMOJIS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
 const NEAR_EDGE_PX = 80;
+const HIGHLIGHT_MS = 2500; // how long a message opened from search stays highlighted
 
 export function MessageList({ state, c, onReply, onEdit }) {
   const list = useRef(null);
   const stickToBottom = useRef(true);
   const anchor = useRef(null); // scroll position to keep while older messages are prepended
   const visible = useRef(new Set());
+  const [flash, setFlash] = useState(null); // the seq of a search hit just scrolled to
   const id = c.conversation_id;
   const { items, bySeq } = foldConversation(state.entriesOf(id), state.pendingOf(id));
   const lastItem = items.at(-1);
@@ -68,7 +71,24 @@ export function MessageList({ state, c, onReply, onEdit }) {
     }
     // A short conversation cannot be scrolled, so fetch older messages until it can.
     if (el.scrollHeight <= el.clientHeight && !state.historyDone.has(id)) state.loadOlder(id);
+    // A search hit: once its message is here, centre it, focus it and highlight it briefly.
+    const hit = state.highlight;
+    const target = hit?.conversationId === id
+      && el.querySelector(`[data-testid="message"][data-seq="${hit.seq}"]`);
+    if (target) {
+      state.highlight = null;
+      stickToBottom.current = false;
+      target.scrollIntoView({ block: 'center' });
+      target.focus({ preventScroll: true });
+      setFlash(hit.seq);
+    }
   });
+
+  useEffect(() => {
+    if (flash === null) return undefined;
+    const timer = setTimeout(() => setFlash(null), HIGHLIGHT_MS);
+    return () => clearTimeout(timer);
+  }, [flash]);
 
   function onScroll() {
     const el = list.current;
@@ -88,12 +108,12 @@ export function MessageList({ state, c, onReply, onEdit }) {
         ? html`<li key=${item.seq} class="system" data-testid="system-message" data-seq=${item.seq}>
             ${systemText(item.body, state.users)}</li>`
         : html`<${MessageItem} key=${`${item.sender_id}:${item.client_msg_id}`} state=${state} c=${c} item=${item}
-            quoted=${item.reply_to && bySeq.get(item.reply_to)}
+            quoted=${item.reply_to && bySeq.get(item.reply_to)} highlighted=${item.seq === flash}
             onReply=${onReply} onEdit=${onEdit} />`)}
     </ol>`;
 }
 
-function MessageItem({ state, c, item, quoted, onReply, onEdit }) {
+function MessageItem({ state, c, item, quoted, highlighted, onReply, onEdit }) {
   const [picking, setPicking] = useState(false);
   const [confirming, setConfirming] = useState(false);
   const me = state.me.user_id;
@@ -107,10 +127,12 @@ function MessageItem({ state, c, item, quoted, onReply, onEdit }) {
     state.react(c.conversation_id, item.seq, emoji === myReaction ? '' : emoji);
   };
   return html`
-    <li class=${`message ${mine ? 'mine' : 'theirs'}`} data-testid="message" data-seq=${item.seq}
+    <li class=${`message ${mine ? 'mine' : 'theirs'}${highlighted ? ' highlighted' : ''}`}
+      data-testid="message" data-seq=${item.seq} data-highlighted=${highlighted ? 'true' : undefined}
       data-client-msg-id=${item.client_msg_id} data-status=${status}
       tabindex="0">
-      ${!mine && c.kind === 'group' ? html`<div class="sender">${sender}</div>`
+      ${!mine && c.kind === 'group' ? html`<div class="sender">
+          <${Avatar} state=${state} userId=${item.sender_id} />${sender}</div>`
         : html`<span class="visually-hidden">${mine ? 'You' : sender}: </span>`}
       ${item.reply_to && html`<blockquote data-testid="reply-quote">
         ${quoted ? `${displayName(state.users, quoted.sender_id)}: ${quoted.deleted ? 'message deleted' : quoted.body}`

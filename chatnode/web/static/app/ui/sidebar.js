@@ -1,10 +1,14 @@
 // The conversation list (latest activity first) with the user's own controls above it.
 import { useState } from 'preact/hooks';
 import { html } from './html.js';
-import { conversationTitle, preview, shortTime } from '../format.js';
+import { conversationTitle, otherMember, preview, shortTime } from '../format.js';
 import { tickOf } from '../fold.js';
 import { askForNotifications, notificationsSupported, subscribeToPush } from '../notify.js';
 import { Tick } from './tick.js';
+import { Avatar } from './avatar.js';
+import { AccountSettings } from './account.js';
+import { Search } from './search.js';
+import { AdminSettings } from './admin.js';
 
 const CONNECTION_TEXT = { online: 'Online', connecting: 'Connecting…', offline: 'Offline' };
 
@@ -14,7 +18,8 @@ export function Sidebar({ state }) {
   return html`
     <nav class="sidebar" aria-label="Conversations">
       <header class="me">
-        <strong>${state.me.display_name || state.me.username}</strong>
+        <${Avatar} state=${state} user=${state.me} />
+        <strong data-testid="my-name">${state.me.display_name || state.me.username}</strong>
         <span class=${`connection ${state.status}`} data-testid="connection"
           data-state=${state.status} role="status">${CONNECTION_TEXT[state.status]}</span>
         <${NotificationButton} state=${state} />
@@ -22,6 +27,7 @@ export function Sidebar({ state }) {
           Log out</button>
       </header>
       <${PushPreviewSetting} state=${state} />
+      <${Search} state=${state} />
       <div class="actions">
         <button type="button" data-testid="new-chat" aria-expanded=${form === 'chat'}
           onClick=${() => toggle('chat')}>New chat</button>
@@ -49,6 +55,9 @@ function ConversationItem({ state, c }) {
         aria-current=${state.openId === c.conversation_id ? 'true' : undefined}
         aria-label=${`${title}${unread ? `, ${unread} unread` : ''}`}
         onClick=${() => state.open(c.conversation_id)}>
+        ${c.kind === 'direct' && otherMember(c, state.me.user_id)
+          ? html`<${Avatar} state=${state} userId=${otherMember(c, state.me.user_id)} />`
+          : html`<${Avatar} state=${state} user=${{ display_name: title }} />`}
         <span class="title" data-testid="conversation-name">${title}</span>
         <span class="when">${last ? shortTime(last.ts) : ''}</span>
         <span class="last" data-testid="conversation-last"
@@ -144,13 +153,16 @@ function PushPreviewSetting({ state }) {
       event.target.value = value;
     }
   };
+  const [open, setOpen] = useState(false);
   return html`
-    <details class="settings">
-      <summary>Settings</summary>
+    <details class="settings" onToggle=${(e) => setOpen(e.target.open)}>
+      <summary data-testid="settings">Settings</summary>
       <label for="push-preview">Notifications show</label>
       <select id="push-preview" data-testid="push-preview" value=${value} onChange=${change}>
         ${PREVIEWS.map(([v, text]) => html`<option value=${v}>${text}</option>`)}
       </select>
       ${error && html`<p class="error" role="alert">${error}</p>`}
+      ${open && html`<${AccountSettings} state=${state} />`}
+      ${state.me.role === 'admin' && html`<${AdminSettings} state=${state} />`}
     </details>`;
 }
