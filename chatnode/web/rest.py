@@ -51,6 +51,7 @@ from .account_api import AccountApi
 from .admin_api import AdminApi
 from .openapi import openapi_document
 from .paced import paced
+from .params import int_param
 from .push_api import PushApi
 from .responses import json_response
 from .search_api import SearchApi
@@ -138,16 +139,7 @@ class Api:
 
     @staticmethod
     def _seq_param(request: Request, name: str, default: int | None) -> int | None:
-        raw = request.query_params.get(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ChatError(ErrorCode.INVALID, f"{name} must be an integer") from None
-        if not 0 <= value <= MAX_SEQ:
-            raise ChatError(ErrorCode.INVALID, f"{name} must be 0 to {MAX_SEQ}")
-        return value
+        return int_param(request, name, default, 0, MAX_SEQ)
 
     # --- accounts -----------------------------------------------------------------------------
 

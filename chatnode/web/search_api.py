@@ -16,6 +16,7 @@ from starlette.routing import Route
 from ..protocol import MAX_SEQ, ChatError, ErrorCode, SearchHit, SearchPage
 from ..search_text import QueryError, parse_query, snippet
 from ..store import search as search_index
+from .params import int_param
 from .responses import json_response
 
 if TYPE_CHECKING:
@@ -42,8 +43,8 @@ class SearchApi:
         conversation_id = params.get("conversation_id") or None
         if conversation_id is not None:
             self.api.service.engine.conversation_for(device.user_id, conversation_id)
-        limit = self._int(params.get("limit"), "limit", SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT)
-        before = self._int(params.get("before"), "before", None, MAX_SEQ)
+        limit = int_param(request, "limit", SEARCH_DEFAULT_LIMIT, 1, SEARCH_MAX_LIMIT)
+        before = int_param(request, "before", None, 1, MAX_SEQ)
         rows = await self.api.service.store.read(
             search_index.search, device.user_id, phrases,
             conversation_id=conversation_id, before=before, limit=limit + 1)
@@ -54,15 +55,3 @@ class SearchApi:
                                   row.kind, text, marks))
         next_before = rows[limit - 1].cursor if len(rows) > limit else None
         return json_response(SearchPage(hits, next_before))
-
-    @staticmethod
-    def _int(raw: str | None, name: str, default: int | None, most: int) -> int | None:
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ChatError(ErrorCode.INVALID, f"{name} must be an integer") from None
-        if not 1 <= value <= most:
-            raise ChatError(ErrorCode.INVALID, f"{name} must be 1 to {most}")
-        return value
