@@ -99,6 +99,8 @@ AnyFact = MessageCommitted | MarkersMoved | ConversationChanged | TypingChanged 
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyFact)
+# What one bus message carries: a fact, or a list of them that one node published together.
+_message_decoder = msgspec.msgpack.Decoder(AnyFact | list[AnyFact])
 
 
 def encode_fact(fact: AnyFact) -> bytes:
@@ -108,3 +110,17 @@ def encode_fact(fact: AnyFact) -> bytes:
 def decode_fact(data: bytes) -> AnyFact:
     """Raises msgspec.DecodeError (a ValueError) for anything that is not a fact."""
     return _decoder.decode(data)
+
+
+def encode_batch(encoded: list[bytes]) -> bytes:
+    """Facts already encoded, as one bus message (a MessagePack array of them, not encoded
+    again): one Redis command for whatever a node has queued, as one commit for whatever its
+    writer has."""
+    return _encoder.encode([msgspec.Raw(fact) for fact in encoded])
+
+
+def decode_message(data: bytes) -> list[AnyFact]:
+    """The facts of one bus message, in the order they were published; raises
+    msgspec.DecodeError (a ValueError) for anything else."""
+    decoded = _message_decoder.decode(data)
+    return decoded if isinstance(decoded, list) else [decoded]

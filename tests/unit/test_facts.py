@@ -21,6 +21,8 @@ from chatnode.cluster.facts import (
     TypingChanged,
     UserDisabled,
     decode_fact,
+    decode_message,
+    encode_batch,
     encode_fact,
 )
 from chatnode.protocol import Message, UserUpdated
@@ -61,3 +63,11 @@ def test_every_fact_round_trips_through_messagepack(fact: AnyFact) -> None:
 def test_anything_that_is_not_a_fact_is_refused(data: bytes) -> None:
     with pytest.raises(msgspec.DecodeError):
         decode_fact(data)
+
+
+def test_facts_published_together_come_back_in_order_and_a_lone_fact_still_reads() -> None:
+    together = encode_batch([encode_fact(fact) for fact in FACTS])
+    assert decode_message(together) == FACTS
+    assert decode_message(encode_fact(FACTS[0])) == [FACTS[0]]
+    with pytest.raises(msgspec.DecodeError):
+        decode_message(msgpack.packb([{"fact": "nope", "origin": "n"}]))
