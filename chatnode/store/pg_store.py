@@ -2,20 +2,19 @@
 stream_ranges, load_conversations, load_push_users, start, close) over psycopg.
 
 Writes go through the same group-commit writer as on SQLite (writer.py), with one connection of
-their own: whatever is queued runs in one transaction, each job in a savepoint, one COMMIT with
-`synchronous_commit` on, so `sent` means the message is on PostgreSQL's disk. Reads take a
-connection from psycopg_pool's pool in a worker thread (trio.to_thread.run_sync), as SQLite's
-readers do, because psycopg's async API runs only on asyncio.
+their own: whatever is queued runs in one transaction (with savepoints only when a job fails),
+one COMMIT with `synchronous_commit` on, so `sent` means the message is on PostgreSQL's disk.
+Reads take a connection from psycopg_pool's pool in a worker thread (trio.to_thread.run_sync),
+as SQLite's readers do, because psycopg's async API runs only on asyncio.
 
-Callers name operations by sqlite.py's functions; this store runs their twins (pg_ops.TWINS).
-A callable that is not one of sqlite.py's (a test's probe, a job written for this store) gets
-the psycopg connection as it is.
+Callers name operations by sqlite.py's functions; this store runs their twins (pg_ops.TWINS). A
+callable that is not one of sqlite.py's (a test's probe, a job written for this store) gets the
+psycopg connection as it is.
 
 When PostgreSQL cannot be reached, a batch fails as a whole with StoreUnavailable (clients get
 `internal`, nothing is acknowledged), reads fail the same way, and the writer connects again on
 the next batch: the node recovers by itself when the database is back. SQLite's WAL checkpoint
-has no meaning here, so the store has none (server.py runs it only for SQLite).
-"""
+has no meaning here, so the store has none (server.py runs it only for SQLite)."""
 
 from __future__ import annotations
 

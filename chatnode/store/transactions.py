@@ -1,8 +1,9 @@
 """How the group-commit writer opens a batch's transaction and each job's savepoint, and what a
 failure means, for one kind of store.
 
-The writer (writer.py) is the same for SQLite and PostgreSQL: take what is queued, run each job
-in a savepoint of one transaction, commit once, hand the results back to trio in order. What
+The writer (writer.py) is the same for SQLite and PostgreSQL: take what is queued, run the jobs
+in one transaction (each in a savepoint when a batch has to run again because one failed),
+commit once, hand the results back to trio in order. What
 differs is only the SQL that brackets the work and how errors are read, so that is all a store
 gives the writer: a small object following `Transactions`.
 """

@@ -1,16 +1,16 @@
 """The one writer thread: group commit for every write the node makes.
 
-Jobs are queued from trio without blocking. The thread takes whatever is queued, runs each job
-in a savepoint of one transaction, commits once (one fsync for the whole batch), and then hands
-the batch back to trio, where each job's `on_done` runs in commit order and its waiter wakes.
-Running `on_done` in the trio thread, in order, is what lets fan-out keep seq order without
-any lock: a job's effects are published before the next job's.
+Jobs are queued from trio without blocking. The thread takes whatever is queued, runs the jobs
+in one transaction (each in a savepoint of its own if one of them fails), commits once (one
+fsync for the whole batch), and then hands the batch back to trio, where each job's `on_done`
+runs in commit order and its waiter wakes. Running `on_done` in the trio thread, in order, is
+what lets fan-out keep seq order without any lock: a job's effects are published before the next
+job's.
 
 The SQL around the batch and its savepoints comes from the store (transactions.py), so SQLite
 and PostgreSQL share this loop. On PostgreSQL another node's writer can deadlock with this one
 (X then Y against Y then X): PostgreSQL aborts one of the two transactions, and that batch runs
-again from the start, since nothing of it was committed.
-"""
+again from the start, since nothing of it was committed."""
 
 from __future__ import annotations
 
@@ -52,6 +52,10 @@ class _BatchAborted(Exception):
         super().__init__(str(cause))
         self.cause = cause
         self.failure = failure
+
+
+class _JobFailed(_BatchAborted):
+    """A job failed in a batch run without savepoints: run the batch again with them."""
 
 
 class Job:
@@ -138,13 +142,23 @@ class GroupCommitWriter:
         self._token.run_sync_soon(self._stopped.set)
 
     def _commit(self, batch: list[Job]) -> None:
-        for attempt in range(1, BATCH_ATTEMPTS + 1):
+        # A batch first runs plainly, with no savepoint per job: on PostgreSQL a savepoint is a
+        # round trip, as many as the jobs themselves. Jobs almost never fail (what a client
+        # sends is checked before it is queued), and when one does the whole transaction is
+        # rolled back and the batch runs again carefully, each job in a savepoint, so that the
+        # failing job fails alone. Jobs can run twice: nothing of a rolled-back try is kept.
+        careful = False
+        attempt = 1
+        while True:
             for job in batch:
                 job.result, job.error = None, None
             try:
                 with self._transactions.batch() as conn:
                     for job in batch:
-                        self._run_job(conn, job)
+                        if careful:
+                            self._run_job(conn, job)
+                        else:
+                            self._run_job_plainly(conn, job)
                 self.commits += 1
                 return
             except Exception as exc:
@@ -154,7 +168,11 @@ class GroupCommitWriter:
                 if failure is Failure.RETRY_BATCH and attempt < BATCH_ATTEMPTS:
                     log.info("store batch rolled back by a conflict; running it again",
                              extra=fields(jobs=len(batch), attempt=attempt, error=str(cause)))
-                    time.sleep(random.uniform(0, RETRY_PAUSE_S * attempt))
+                    attempt += 1
+                    time.sleep(random.uniform(0, RETRY_PAUSE_S * (attempt - 1)))
+                    continue
+                if isinstance(exc, _JobFailed) and not careful:
+                    careful = False
                     continue
                 # A full disk, an I/O error, a lost database: every job of the batch is
                 # refused, nothing is lost silently, and the admin sees why.
@@ -164,6 +182,15 @@ class GroupCommitWriter:
                     job.error = StoreUnavailable(" ".join(str(cause).split()))
                     job.result = None
                 return
+
+    def _run_job_plainly(self, conn: Any, job: Job) -> None:
+        try:
+            job.result = job.fn(conn, *job.args)
+        except Exception as exc:
+            failure = self._transactions.classify(exc)
+            if failure in (Failure.RETRY_BATCH, Failure.LOST_BATCH):
+                raise _BatchAborted(exc, failure) from exc
+            raise _JobFailed(exc, failure) from exc
 
     def _run_job(self, conn: Any, job: Job) -> None:
         for last_try in (False, True):

@@ -225,6 +225,66 @@ async def test_a_failing_job_fails_alone_and_leaves_no_seq_gap(
     assert top == 8
 
 
+class StatementLog:
+    """Jobs that start and stop recording what the writer's connection sends, on either store:
+    SQLite's trace callback, libpq's protocol trace on PostgreSQL."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sqlite: list[str] = []
+
+    def start(self, conn: Any) -> None:
+        if isinstance(conn, sqlite3.Connection):
+            conn.set_trace_callback(self.sqlite.append)
+        else:
+            self._file = self.path.open("w")
+            conn.pgconn.trace(self._file.fileno())
+
+    def stop(self, conn: Any) -> None:
+        if isinstance(conn, sqlite3.Connection):
+            conn.set_trace_callback(None)
+        else:
+            conn.pgconn.untrace()
+            self._file.close()
+
+    def savepoints(self) -> int:
+        text = "\n".join(self.sqlite) if self.sqlite else self.path.read_text()
+        return text.upper().count("SAVEPOINT JOB")
+
+
+async def test_a_batch_takes_savepoints_only_when_one_of_its_jobs_failed(
+        make_store: Callable[..., Any], tmp_path: Path) -> None:
+    """On PostgreSQL a savepoint is a round trip: a batch where nothing fails takes none."""
+    runs: list[str] = []
+
+    def counted(conn: Any, name: str) -> None:
+        runs.append(name)
+
+    async with Store(make_store) as s:
+        for failing in (False, True):
+            runs.clear()
+            trace = StatementLog(tmp_path / f"trace-{failing}")
+            release = await s.gate()
+            s.store.submit(trace.start)
+            jobs = [s.submit_append(s.alice, f"{failing}-{i}") for i in range(5)]
+            s.store.submit(counted, "counted")
+            stranger = s.submit_append(s.mallory, f"{failing}-intruder") if failing else None
+            s.store.submit(trace.stop)
+            release.set()
+            assert [(await job.wait())[1] for job in jobs] == [True] * 5
+            if stranger is not None:
+                with pytest.raises(ChatError):
+                    await stranger.wait()
+            if failing:  # run plainly, rolled back, then again with a savepoint per job
+                assert runs == ["counted", "counted"]
+                assert trace.savepoints() >= 8
+            else:
+                assert runs == ["counted"]
+                assert trace.savepoints() == 0
+        log = await s.store.read(log_of, s.cid)
+    assert [seq for seq, _ in log] == list(range(1, 11))
+
+
 async def test_a_job_the_disk_fails_is_store_unavailable_and_the_others_commit(
         make_store: Callable[..., Any]) -> None:
     def disk_full(conn: Any) -> None:
