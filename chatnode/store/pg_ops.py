@@ -14,9 +14,12 @@ What differs from SQLite, and why:
   1, 2, 3, ... with no gap and no duplicate.
 - Idempotent send across nodes: another node may insert the same (sender, client_msg_id)
   between our check and our insert; the unique index makes us wait for its COMMIT and then
-  fails our insert. The job raises RunAgain, the writer rolls its savepoint back and runs it
-  once more, and the second run finds the original and returns it. The same goes for two
+  fails our insert. The job raises RunAgain, the writer runs the batch again with a savepoint
+  per job, rolls this job's back and runs it once more, and the second run finds the original
+  and returns it. The same goes for two
   nodes creating one direct pair, or adding one member, at once.
+- Round trips: the writer sends a batch's statements in a pipeline, and a plain message's
+  append answers later (writer.Later), so a batch of sends is one round trip, not one per send.
 - Sets and batches are one statement: ANY(array) and unnest() instead of SQLite's chunks of
   `?` marks, so nothing on a hot path costs a round trip per row.
 """
@@ -26,9 +29,12 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, Literal
 
-from psycopg import errors
+import msgspec
+import psycopg
+from psycopg import errors, pq
 
 from ..invites import invite_refusal
 from ..protocol import ChatError, ErrorCode, Message
@@ -56,7 +62,7 @@ from .records import (
     UserRecord,
 )
 from .sqlite import Role, new_id, now_ms
-from .writer import RunAgain
+from .writer import Later, RunAgain
 
 __all__ = ["TWINS", "insert_invite", "insert_user", "list_invites", "list_users",
            "revoke_invite", "set_user_disabled", "set_user_role"]
@@ -444,28 +450,48 @@ def append_message(conn: Connection, conversation_id: str, sender_id: str,
         body = ""
     ts = now_ms()
     try:
-        row = conn.execute(_APPEND, {
+        cursor = conn.execute(_APPEND, {
             "cid": conversation_id, "sender": sender_id, "cmid": client_msg_id, "kind": kind,
             "body": body, "ts": ts, "media": media_id, "reply_to": reply_to,
-            "target": target, "words": pg_search.words_of(kind, body)}).fetchone()
+            "target": target, "words": pg_search.words_of(kind, body)})
+    except errors.UniqueViolation:
+        raise RunAgain("another node stored this client_msg_id meanwhile") from None
+    message = Message(conversation_id, 0, sender_id, client_msg_id, kind, body, ts, media_id,
+                      reply_to, target)
+    appended = partial(_appended, conn, cursor, message)
+    if target is None and _pipelined(conn):
+        return Later(appended)  # type: ignore[return-value]  # the writer reads it
+    return appended()
+
+
+def _pipelined(conn: Connection) -> bool:
+    return conn.pgconn.pipeline_status != pq.PipelineStatus.OFF
+
+
+def _appended(conn: Connection, cursor: psycopg.Cursor[Any], message: Message
+              ) -> tuple[Message, bool]:
+    """What _APPEND answered for `message` (its seq still 0), and what an edit or a delete does
+    to its target once the append is known to be a new message from a member."""
+    try:
+        row = cursor.fetchone()
     except errors.UniqueViolation:
         raise RunAgain("another node stored this client_msg_id meanwhile") from None
     assert row is not None
     if row[2] is not None:
         return _message(row[2:]), False
-    _require_member(row[1], client_msg_id)
-    if kind == "edit" and target is not None:
-        pg_search.reindex_message(conn, conversation_id, target, body)
-    if kind == "delete":
+    _require_member(row[1], message.client_msg_id)
+    cid, target = message.conversation_id, message.target
+    if message.kind == "edit" and target is not None:
+        pg_search.reindex_message(conn, cid, target, message.body)
+    if message.kind == "delete":
         # The log stays append-only, but a deleted message's content is gone for everyone.
         conn.execute("UPDATE messages SET body = '', media_id = NULL"
-                     " WHERE conversation_id = %s AND seq = %s", (conversation_id, target))
+                     " WHERE conversation_id = %s AND seq = %s", (cid, target))
         # Its edits held its words too.
         conn.execute("UPDATE messages SET body = '' WHERE conversation_id = %s AND target = %s"
-                     " AND kind = 'edit'", (conversation_id, target))
-        pg_search.unindex_message(conn, conversation_id, target)
-    return Message(conversation_id, int(row[0]), sender_id, client_msg_id, kind, body, ts,
-                   media_id, reply_to, target), True
+                     " AND kind = 'edit'", (cid, target))
+        pg_search.unindex_message(conn, cid, target)
+    return msgspec.structs.replace(message, seq=int(row[0])), True
 
 
 def _require_member(is_member: bool, client_msg_id: str) -> None:

@@ -105,10 +105,17 @@ class PostgresTransactions:
         return conn
 
     @contextmanager
-    def batch(self) -> Iterator[Connection]:
+    def batch(self, plain: bool) -> Iterator[Connection]:
         conn = self._connection()
         self._savepoint_open = False
-        with conn.transaction():
+        if not plain:
+            with conn.transaction():
+                yield conn
+            return
+        # A plain batch is one pipeline: BEGIN, every job's statements and COMMIT go out
+        # without waiting for each other's answers (a job that needs an answer to go on reads
+        # it, and waits only then). Leaving the pipeline waits for them all, the COMMIT's too.
+        with conn.pipeline(), conn.transaction():
             yield conn
 
     @contextmanager

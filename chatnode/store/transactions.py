@@ -32,9 +32,10 @@ class Failure(Enum):
 
 
 class Transactions(Protocol):
-    def batch(self) -> AbstractContextManager[Any]:
+    def batch(self, plain: bool) -> AbstractContextManager[Any]:
         """Open one transaction and give its connection; commit when the block ends normally,
-        roll back when an exception leaves it."""
+        roll back when an exception leaves it. `plain`: the jobs run without savepoints, so
+        the store may send their statements without waiting for each answer."""
         ...
 
     def savepoint(self, conn: Any) -> AbstractContextManager[None]:
@@ -57,7 +58,7 @@ class SqliteTransactions:
         self._conn = conn
 
     @contextmanager
-    def batch(self) -> Iterator[sqlite3.Connection]:
+    def batch(self, plain: bool) -> Iterator[sqlite3.Connection]:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:

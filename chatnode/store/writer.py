@@ -54,8 +54,19 @@ class _BatchAborted(Exception):
         self.failure = failure
 
 
-class _JobFailed(_BatchAborted):
-    """A job failed in a batch run without savepoints: run the batch again with them."""
+class Later:
+    """A job's result still on its way from the database. On PostgreSQL a plain batch sends its
+    statements in a pipeline, without waiting for each answer; a job whose statement needs no
+    answer to go on returns a Later, and the writer reads every answer once all the batch's
+    statements are on their way: one round trip for the batch, not one per job."""
+
+    __slots__ = ("_read",)
+
+    def __init__(self, read: Callable[[], Any]) -> None:
+        self._read = read
+
+    def result(self) -> Any:
+        return self._read()
 
 
 class Job:
@@ -153,12 +164,16 @@ class GroupCommitWriter:
             for job in batch:
                 job.result, job.error = None, None
             try:
-                with self._transactions.batch() as conn:
-                    for job in batch:
-                        if careful:
+                with self._transactions.batch(plain=not careful) as conn:
+                    if careful:
+                        for job in batch:
                             self._run_job(conn, job)
-                        else:
-                            self._run_job_plainly(conn, job)
+                    else:
+                        for job in batch:
+                            job.result = job.fn(conn, *job.args)
+                        for job in batch:
+                            if isinstance(job.result, Later):
+                                job.result = job.result.result()
                 self.commits += 1
                 return
             except Exception as exc:
@@ -171,8 +186,10 @@ class GroupCommitWriter:
                     attempt += 1
                     time.sleep(random.uniform(0, RETRY_PAUSE_S * (attempt - 1)))
                     continue
-                if isinstance(exc, _JobFailed) and not careful:
-                    careful = False
+                if failure in (Failure.JOB, Failure.JOB_STORE) and not careful:
+                    # A job failed, or the commit did: which one, the careful run will tell
+                    # (in a pipeline, a statement's error may only come out at the COMMIT).
+                    careful = True
                     continue
                 # A full disk, an I/O error, a lost database: every job of the batch is
                 # refused, nothing is lost silently, and the admin sees why.
@@ -183,20 +200,12 @@ class GroupCommitWriter:
                     job.result = None
                 return
 
-    def _run_job_plainly(self, conn: Any, job: Job) -> None:
-        try:
-            job.result = job.fn(conn, *job.args)
-        except Exception as exc:
-            failure = self._transactions.classify(exc)
-            if failure in (Failure.RETRY_BATCH, Failure.LOST_BATCH):
-                raise _BatchAborted(exc, failure) from exc
-            raise _JobFailed(exc, failure) from exc
-
     def _run_job(self, conn: Any, job: Job) -> None:
         for last_try in (False, True):
             try:
                 with self._transactions.savepoint(conn):
-                    job.result = job.fn(conn, *job.args)
+                    result = job.fn(conn, *job.args)
+                    job.result = result.result() if isinstance(result, Later) else result
                 return
             except RunAgain as exc:
                 if last_try:
