@@ -27,7 +27,6 @@ What differs from SQLite, and why:
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, Literal
@@ -38,7 +37,7 @@ from psycopg import errors, pq
 
 from ..invites import invite_refusal
 from ..protocol import ChatError, ErrorCode, Message
-from . import pg_search
+from . import group_rules, pg_search
 from . import search as search_index
 from . import sqlite as sql
 from .postgres import (
@@ -553,103 +552,74 @@ def sweep_unreferenced_media(conn: Connection, older_than_ms: int) -> list[str]:
         " (SELECT 1 FROM media WHERE sha256 = h)", (hashes,))]
 
 
-def _system_message(conn: Connection, conversation_id: str, actor_id: str,
-                    event: dict[str, str]) -> Message:
-    body = json.dumps(event, separators=(",", ":"))
-    return append_message(conn, conversation_id, actor_id, new_id("sys"), "system", body,
-                          None, None, None)[0]
-
+# Groups: the rules are group_rules.py's, shared with SQLite; here are PostgreSQL's statements
+# for them.
 
 def change_membership(conn: Connection, conversation_id: str, actor_id: str,
                       action: Literal["add", "remove"], user_id: str, group_members: int
                       ) -> tuple[list[Message], ConversationRecord]:
-    """As sqlite.change_membership (the rules are the same, statement for statement)."""
-    conv, roles = _group_for_change(conn, conversation_id, actor_id)
-    events: list[Message] = []
-    if action == "add":
-        sql._require_admin(roles, actor_id, "add members")
-        if user_id in roles:
-            raise ChatError(ErrorCode.CONFLICT, "already a member")
-        if len(roles) >= group_members:
-            raise ChatError(ErrorCode.TOO_LARGE, f"a group has at most {group_members} members")
-        user = user_by_id(conn, user_id)
-        if user is None or user.disabled:
-            raise ChatError(ErrorCode.NOT_FOUND, "no such user")
-        added = _system_message(conn, conversation_id, actor_id,
-                                {"event": "member_added", "user_id": user_id})
-        events.append(added)
-        start = added.seq - 1
-        try:
-            conn.execute(
-                "INSERT INTO members (conversation_id, user_id, role, joined_seq,"
-                " last_delivered_seq, last_read_seq) VALUES (%s, %s, 'member', %s, %s, %s)",
-                (conversation_id, user_id, start, start, start))
-        except errors.UniqueViolation:
-            raise RunAgain("another node added this member meanwhile") from None
-    else:
-        if user_id not in roles:
-            raise ChatError(ErrorCode.NOT_FOUND, "not a member of this group")
-        leaving = user_id == actor_id
-        if not leaving:
-            sql._require_admin(roles, actor_id, "remove members")
-        events.append(_system_message(
-            conn, conversation_id, actor_id,
-            {"event": "member_left" if leaving else "member_removed", "user_id": user_id}))
-        stay = [m.user_id for m in conv.members if m.user_id != user_id]  # by seniority
-        heir = stay[0] if stay and all(roles[u] != "admin" for u in stay) else None
-        if heir is not None:
-            events.append(_system_message(conn, conversation_id, actor_id,
-                                          {"event": "role_changed", "user_id": heir,
-                                           "role": "admin"}))
-            conn.execute("UPDATE members SET role = 'admin' WHERE conversation_id = %s"
-                         " AND user_id = %s", (conversation_id, heir))
-        conn.execute("DELETE FROM members WHERE conversation_id = %s AND user_id = %s",
-                     (conversation_id, user_id))
-    return events, _record(conn, conversation_id)
+    """As sqlite.change_membership."""
+    return group_rules.change_membership(_GROUP_STATEMENTS, conn, conversation_id, actor_id,
+                                         action, user_id, group_members)
 
 
 def set_member_role(conn: Connection, conversation_id: str, actor_id: str,
                     user_id: str, role: Literal["admin", "member"]
                     ) -> tuple[list[Message], ConversationRecord]:
-    _, roles = _group_for_change(conn, conversation_id, actor_id)
-    sql._require_admin(roles, actor_id, "change roles")
-    if user_id not in roles:
-        raise ChatError(ErrorCode.NOT_FOUND, "not a member of this group")
-    if roles[user_id] == role:
-        return [], _record(conn, conversation_id)
-    if role == "member" and list(roles.values()).count("admin") == 1:
-        raise ChatError(ErrorCode.CONFLICT, "a group keeps at least one admin")
-    event = _system_message(conn, conversation_id, actor_id,
-                            {"event": "role_changed", "user_id": user_id, "role": role})
-    conn.execute("UPDATE members SET role = %s WHERE conversation_id = %s AND user_id = %s",
-                 (role, conversation_id, user_id))
-    return [event], _record(conn, conversation_id)
+    """As sqlite.set_member_role."""
+    return group_rules.set_member_role(_GROUP_STATEMENTS, conn, conversation_id, actor_id,
+                                       user_id, role)
 
 
 def rename_group(conn: Connection, conversation_id: str, actor_id: str, name: str
                  ) -> tuple[list[Message], ConversationRecord]:
-    _, roles = _group_for_change(conn, conversation_id, actor_id)
-    sql._require_admin(roles, actor_id, "rename the group")
-    event = _system_message(conn, conversation_id, actor_id,
-                            {"event": "renamed", "name": name})
-    conn.execute("UPDATE conversations SET name = %s WHERE conversation_id = %s",
-                 (name, conversation_id))
-    return [event], _record(conn, conversation_id)
+    return group_rules.rename_group(_GROUP_STATEMENTS, conn, conversation_id, actor_id, name)
 
 
-def _group_for_change(conn: Connection, conversation_id: str, actor_id: str
-                      ) -> tuple[ConversationRecord, dict[str, str]]:
+def _lock_conversation(conn: Connection, conversation_id: str) -> None:
     # FOR UPDATE: two nodes changing one group at once take turns, so each sees the other's
     # members and roles (the rule "a group keeps an admin" holds across nodes).
     conn.execute("SELECT 1 FROM conversations WHERE conversation_id = %s FOR UPDATE",
                  (conversation_id,))
-    conv = conversation_by_id(conn, conversation_id)
-    roles = {m.user_id: m.role for m in conv.members} if conv is not None else {}
-    if conv is None or actor_id not in roles:
-        raise ChatError(ErrorCode.FORBIDDEN, "not a member of this conversation")
-    if conv.kind != "group":
-        raise ChatError(ErrorCode.INVALID, "a direct conversation's members and name are fixed")
-    return conv, roles
+
+
+def _append_system_message(conn: Connection, conversation_id: str, actor_id: str,
+                           body: str) -> Message:
+    return append_message(conn, conversation_id, actor_id, new_id("sys"), "system", body,
+                          None, None, None)[0]
+
+
+def _insert_member(conn: Connection, conversation_id: str, user_id: str, start: int) -> None:
+    try:
+        conn.execute(
+            "INSERT INTO members (conversation_id, user_id, role, joined_seq,"
+            " last_delivered_seq, last_read_seq) VALUES (%s, %s, 'member', %s, %s, %s)",
+            (conversation_id, user_id, start, start, start))
+    except errors.UniqueViolation:
+        raise RunAgain("another node added this member meanwhile") from None
+
+
+def _delete_member(conn: Connection, conversation_id: str, user_id: str) -> None:
+    conn.execute("DELETE FROM members WHERE conversation_id = %s AND user_id = %s",
+                 (conversation_id, user_id))
+
+
+def _update_member_role(conn: Connection, conversation_id: str, user_id: str,
+                        role: Literal["admin", "member"]) -> None:
+    conn.execute("UPDATE members SET role = %s WHERE conversation_id = %s AND user_id = %s",
+                 (role, conversation_id, user_id))
+
+
+def _update_group_name(conn: Connection, conversation_id: str, name: str) -> None:
+    conn.execute("UPDATE conversations SET name = %s WHERE conversation_id = %s",
+                 (name, conversation_id))
+
+
+_GROUP_STATEMENTS = group_rules.GroupStatements[Connection](
+    lock_conversation=_lock_conversation, conversation=conversation_by_id, user=user_by_id,
+    append_system_message=_append_system_message, insert_member=_insert_member,
+    delete_member=_delete_member, update_member_role=_update_member_role,
+    update_group_name=_update_group_name)
 
 
 def _record(conn: Connection, conversation_id: str) -> ConversationRecord:

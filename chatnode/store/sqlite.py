@@ -8,7 +8,6 @@ while a node is running on the same file; `busy_timeout` makes it wait its turn)
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import sqlite3
@@ -24,6 +23,7 @@ import trio
 from ..invites import invite_refusal
 from ..protocol import ChatError, ErrorCode, Message
 from . import checkpoint as wal
+from . import group_rules
 from . import search as search_index
 from .checkpoint import WAL_SIZE_LIMIT_BYTES, CheckpointResult, tune_write_connection
 from .records import (
@@ -710,112 +710,70 @@ def sweep_unreferenced_media(conn: sqlite3.Connection, older_than_ms: int) -> li
     return orphans
 
 
-def _system_message(conn: sqlite3.Connection, conversation_id: str, actor_id: str,
-                    event: dict[str, str]) -> Message:
-    body = json.dumps(event, separators=(",", ":"))
-    return append_message(conn, conversation_id, actor_id, new_id("sys"), "system", body,
-                          None, None, None)[0]
-
+# Groups: the rules (who may do what, the size limit, the heir, the system messages) are
+# group_rules.py's, shared with PostgreSQL; here are SQLite's statements for them.
 
 def change_membership(conn: sqlite3.Connection, conversation_id: str, actor_id: str,
                       action: Literal["add", "remove"], user_id: str, group_members: int
                       ) -> tuple[list[Message], ConversationRecord]:
-    """Add a member (admins only) or remove one (admins; anyone may remove themselves).
-
-    Each change appends a `system` message in the same transaction, so every member's devices
-    catch up on it like any message. A new member's log starts at their own `member_added`.
-    When the last admin goes, the longest-standing member is promoted (`role_changed`)."""
-    conv, roles = _group_for_change(conn, conversation_id, actor_id)
-    events: list[Message] = []
-    if action == "add":
-        _require_admin(roles, actor_id, "add members")
-        if user_id in roles:
-            raise ChatError(ErrorCode.CONFLICT, "already a member")
-        if len(roles) >= group_members:
-            raise ChatError(ErrorCode.TOO_LARGE, f"a group has at most {group_members} members")
-        user = user_by_id(conn, user_id)
-        if user is None or user.disabled:
-            raise ChatError(ErrorCode.NOT_FOUND, "no such user")
-        added = _system_message(conn, conversation_id, actor_id,
-                                {"event": "member_added", "user_id": user_id})
-        events.append(added)
-        start = added.seq - 1
-        conn.execute(
-            "INSERT INTO members (conversation_id, user_id, role, joined_seq,"
-            " last_delivered_seq, last_read_seq) VALUES (?, ?, 'member', ?, ?, ?)",
-            (conversation_id, user_id, start, start, start))
-    else:
-        if user_id not in roles:
-            raise ChatError(ErrorCode.NOT_FOUND, "not a member of this group")
-        leaving = user_id == actor_id
-        if not leaving:
-            _require_admin(roles, actor_id, "remove members")
-        events.append(_system_message(
-            conn, conversation_id, actor_id,
-            {"event": "member_left" if leaving else "member_removed", "user_id": user_id}))
-        stay = [m.user_id for m in conv.members if m.user_id != user_id]  # by seniority
-        heir = stay[0] if stay and all(roles[u] != "admin" for u in stay) else None
-        if heir is not None:
-            events.append(_system_message(conn, conversation_id, actor_id,
-                                          {"event": "role_changed", "user_id": heir,
-                                           "role": "admin"}))
-            conn.execute("UPDATE members SET role = 'admin' WHERE conversation_id = ?"
-                         " AND user_id = ?", (conversation_id, heir))
-        conn.execute("DELETE FROM members WHERE conversation_id = ? AND user_id = ?",
-                     (conversation_id, user_id))
-    return events, _record(conn, conversation_id)
+    """Add a member (admins only) or remove one (admins; anyone may remove themselves)."""
+    return group_rules.change_membership(_GROUP_STATEMENTS, conn, conversation_id, actor_id,
+                                         action, user_id, group_members)
 
 
 def set_member_role(conn: sqlite3.Connection, conversation_id: str, actor_id: str,
                     user_id: str, role: Literal["admin", "member"]
                     ) -> tuple[list[Message], ConversationRecord]:
     """An admin promotes a member or demotes an admin; a group keeps at least one admin."""
-    _, roles = _group_for_change(conn, conversation_id, actor_id)
-    _require_admin(roles, actor_id, "change roles")
-    if user_id not in roles:
-        raise ChatError(ErrorCode.NOT_FOUND, "not a member of this group")
-    if roles[user_id] == role:
-        return [], _record(conn, conversation_id)
-    if role == "member" and list(roles.values()).count("admin") == 1:
-        raise ChatError(ErrorCode.CONFLICT, "a group keeps at least one admin")
-    event = _system_message(conn, conversation_id, actor_id,
-                            {"event": "role_changed", "user_id": user_id, "role": role})
-    conn.execute("UPDATE members SET role = ? WHERE conversation_id = ? AND user_id = ?",
-                 (role, conversation_id, user_id))
-    return [event], _record(conn, conversation_id)
+    return group_rules.set_member_role(_GROUP_STATEMENTS, conn, conversation_id, actor_id,
+                                       user_id, role)
 
 
 def rename_group(conn: sqlite3.Connection, conversation_id: str, actor_id: str, name: str
                  ) -> tuple[list[Message], ConversationRecord]:
-    _, roles = _group_for_change(conn, conversation_id, actor_id)
-    _require_admin(roles, actor_id, "rename the group")
-    event = _system_message(conn, conversation_id, actor_id,
-                            {"event": "renamed", "name": name})
+    return group_rules.rename_group(_GROUP_STATEMENTS, conn, conversation_id, actor_id, name)
+
+
+def _lock_nothing(conn: sqlite3.Connection, conversation_id: str) -> None:
+    """The writer's batch holds SQLite's write lock from BEGIN IMMEDIATE to COMMIT, and the
+    admin CLI waits for it: no other change to the group can come in between."""
+
+
+def _append_system_message(conn: sqlite3.Connection, conversation_id: str, actor_id: str,
+                           body: str) -> Message:
+    return append_message(conn, conversation_id, actor_id, new_id("sys"), "system", body,
+                          None, None, None)[0]
+
+
+def _insert_member(conn: sqlite3.Connection, conversation_id: str, user_id: str,
+                   start: int) -> None:
+    conn.execute(
+        "INSERT INTO members (conversation_id, user_id, role, joined_seq,"
+        " last_delivered_seq, last_read_seq) VALUES (?, ?, 'member', ?, ?, ?)",
+        (conversation_id, user_id, start, start, start))
+
+
+def _delete_member(conn: sqlite3.Connection, conversation_id: str, user_id: str) -> None:
+    conn.execute("DELETE FROM members WHERE conversation_id = ? AND user_id = ?",
+                 (conversation_id, user_id))
+
+
+def _update_member_role(conn: sqlite3.Connection, conversation_id: str, user_id: str,
+                        role: Literal["admin", "member"]) -> None:
+    conn.execute("UPDATE members SET role = ? WHERE conversation_id = ? AND user_id = ?",
+                 (role, conversation_id, user_id))
+
+
+def _update_group_name(conn: sqlite3.Connection, conversation_id: str, name: str) -> None:
     conn.execute("UPDATE conversations SET name = ? WHERE conversation_id = ?",
                  (name, conversation_id))
-    return [event], _record(conn, conversation_id)
 
 
-def _group_for_change(conn: sqlite3.Connection, conversation_id: str, actor_id: str
-                      ) -> tuple[ConversationRecord, dict[str, str]]:
-    conv = conversation_by_id(conn, conversation_id)
-    roles = {m.user_id: m.role for m in conv.members} if conv is not None else {}
-    if conv is None or actor_id not in roles:
-        raise ChatError(ErrorCode.FORBIDDEN, "not a member of this conversation")
-    if conv.kind != "group":
-        raise ChatError(ErrorCode.INVALID, "a direct conversation's members and name are fixed")
-    return conv, roles
-
-
-def _require_admin(roles: dict[str, str], actor_id: str, what: str) -> None:
-    if roles[actor_id] != "admin":
-        raise ChatError(ErrorCode.FORBIDDEN, f"only a group admin can {what}")
-
-
-def _record(conn: sqlite3.Connection, conversation_id: str) -> ConversationRecord:
-    record = conversation_by_id(conn, conversation_id)
-    assert record is not None
-    return record
+_GROUP_STATEMENTS = group_rules.GroupStatements[sqlite3.Connection](
+    lock_conversation=_lock_nothing, conversation=conversation_by_id, user=user_by_id,
+    append_system_message=_append_system_message, insert_member=_insert_member,
+    delete_member=_delete_member, update_member_role=_update_member_role,
+    update_group_name=_update_group_name)
 
 
 def advance_markers(conn: sqlite3.Connection, conversation_id: str, user_id: str,
