@@ -429,8 +429,18 @@ def append_message(conn: Connection, conversation_id: str, sender_id: str,
                    reply_to: int | None, target: int | None) -> tuple[Message, bool]:
     """Append to the log; a known (sender, client_msg_id) returns the original message instead.
 
-    A plain message is one round trip (_APPEND). A reaction, edit, delete or media message
-    first checks what it refers to, after the same original-and-membership question."""
+    A plain message is one round trip (_APPEND); as the writer's job in a pipelined batch it
+    answers later (writer.Later). A reaction, edit, delete or media message first checks what
+    it refers to, after the same original-and-membership question."""
+    return _append(conn, conversation_id, sender_id, client_msg_id,  # type: ignore[return-value]
+                   kind, body, media_id, reply_to, target, later=_pipelined(conn))
+
+
+def _append(conn: Connection, conversation_id: str, sender_id: str, client_msg_id: str,
+            kind: str, body: str, media_id: str | None, reply_to: int | None,
+            target: int | None, *, later: bool) -> tuple[Message, bool] | Later:
+    """append_message; `later`: a plain message answers with a Later, read when the writer
+    has sent the whole batch."""
     if target is not None or media_id is not None:
         found = conn.execute(
             "SELECT EXISTS (SELECT 1 FROM members WHERE conversation_id = %s AND user_id = %s),"
@@ -458,9 +468,7 @@ def append_message(conn: Connection, conversation_id: str, sender_id: str,
     message = Message(conversation_id, 0, sender_id, client_msg_id, kind, body, ts, media_id,
                       reply_to, target)
     appended = partial(_appended, conn, cursor, message)
-    if target is None and _pipelined(conn):
-        return Later(appended)  # type: ignore[return-value]  # the writer reads it
-    return appended()
+    return Later(appended) if later and target is None else appended()
 
 
 def _pipelined(conn: Connection) -> bool:
@@ -585,8 +593,11 @@ def _lock_conversation(conn: Connection, conversation_id: str) -> None:
 
 def _append_system_message(conn: Connection, conversation_id: str, actor_id: str,
                            body: str) -> Message:
-    return append_message(conn, conversation_id, actor_id, new_id("sys"), "system", body,
-                          None, None, None)[0]
+    # Not append_message: the group rules need the seq now, not when the batch is read.
+    appended = _append(conn, conversation_id, actor_id, new_id("sys"), "system", body, None,
+                       None, None, later=False)
+    assert not isinstance(appended, Later)
+    return appended[0]
 
 
 def _insert_member(conn: Connection, conversation_id: str, user_id: str, start: int) -> None:

@@ -268,10 +268,13 @@ async def test_a_batch_takes_savepoints_only_when_one_of_its_jobs_failed(
             s.store.submit(trace.start)
             jobs = [s.submit_append(s.alice, f"{failing}-{i}") for i in range(5)]
             s.store.submit(counted, "counted")
+            # A group change appends its system message in the middle of the batch.
+            renamed = s.store.submit(sql.rename_group, s.cid, s.alice, f"g-{failing}")
             stranger = s.submit_append(s.mallory, f"{failing}-intruder") if failing else None
             s.store.submit(trace.stop)
             release.set()
             assert [(await job.wait())[1] for job in jobs] == [True] * 5
+            assert (await renamed.wait())[1].name == f"g-{failing}"
             if stranger is not None:
                 with pytest.raises(ChatError):
                     await stranger.wait()
@@ -282,7 +285,7 @@ async def test_a_batch_takes_savepoints_only_when_one_of_its_jobs_failed(
                 assert runs == ["counted"]
                 assert trace.savepoints() == 0
         log = await s.store.read(log_of, s.cid)
-    assert [seq for seq, _ in log] == list(range(1, 11))
+    assert [seq for seq, _ in log] == list(range(1, 13))
 
 
 async def test_a_job_the_disk_fails_is_store_unavailable_and_the_others_commit(
