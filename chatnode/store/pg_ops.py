@@ -47,6 +47,7 @@ from .postgres import (
     list_invites,
     list_users,
     revoke_invite,
+    rowcount,
     set_user_disabled,
     set_user_role,
 )
@@ -146,9 +147,9 @@ def devices_of(conn: Connection, user_id: str) -> list[DeviceRecord]:
 def revoke_device_of(conn: Connection, user_id: str, device_id: str) -> bool:
     """As sqlite.revoke_device_of: False when the device is not theirs or already gone. The
     UPDATE's row lock makes two nodes revoking one device at once answer True only once."""
-    revoked = conn.execute(
+    revoked = rowcount(conn.execute(
         "UPDATE devices SET revoked_at = %s WHERE device_id = %s AND user_id = %s"
-        " AND revoked_at IS NULL", (now_ms(), device_id, user_id)).rowcount == 1
+        " AND revoked_at IS NULL", (now_ms(), device_id, user_id))) == 1
     if revoked:
         conn.execute("DELETE FROM push_targets WHERE device_id = %s", (device_id,))
     return revoked
@@ -277,8 +278,9 @@ def delete_push_target(conn: Connection, device_id: str) -> None:
 
 
 def remove_gone_push_target(conn: Connection, device_id: str, endpoint: str) -> bool:
-    return conn.execute("DELETE FROM push_targets WHERE device_id = %s AND endpoint = %s",
-                        (device_id, endpoint)).rowcount == 1
+    return rowcount(conn.execute(
+        "DELETE FROM push_targets WHERE device_id = %s AND endpoint = %s",
+        (device_id, endpoint))) == 1
 
 
 def push_target_of(conn: Connection, device_id: str) -> PushTargetRecord | None:
@@ -525,7 +527,7 @@ def _use_media(conn: Connection, media_id: str, sender_id: str, client_msg_id: s
     cursor = conn.execute(
         "UPDATE media SET referenced = TRUE WHERE media_id = %s AND uploader_id = %s",
         (media_id, sender_id))
-    if cursor.rowcount != 1:
+    if rowcount(cursor) != 1:
         raise ChatError(ErrorCode.INVALID, "media_id names no upload of yours",
                         ref=client_msg_id)
 

@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any
 
 import psycopg
-from psycopg import errors
+from psycopg import errors, pq
 from psycopg.conninfo import conninfo_to_dict
 
 from ..protocol import ChatError, ErrorCode
@@ -92,6 +92,17 @@ def connect(url: str) -> Connection:
     except psycopg.Error as exc:
         raise StoreError(f"cannot connect to the PostgreSQL store at {where}:"
                          f" {_one_line(exc)}") from None
+
+
+def rowcount(cursor: psycopg.Cursor[Any]) -> int:
+    """The rows a statement changed. In the writer's pipelined batch the answer is not back yet
+    when execute() returns, and cursor.rowcount says -1 until it is: wait for it first. Every
+    operation reads a count through here, never cursor.rowcount itself."""
+    conn = cursor.connection
+    if conn.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+        with conn.pipeline() as pipeline:
+            pipeline.sync()
+    return cursor.rowcount
 
 
 def schema_version(conn: Connection) -> int:
@@ -195,7 +206,7 @@ def list_users(conn: Connection) -> list[UserRecord]:
 def set_user_disabled(conn: Connection, username: str, disabled: bool) -> bool:
     cursor = conn.execute("UPDATE users SET disabled = %s WHERE username = %s",
                           (disabled, username.lower()))
-    return cursor.rowcount == 1
+    return rowcount(cursor) == 1
 
 
 # --- chatnode check --------------------------------------------------------------------------
@@ -232,7 +243,7 @@ def reindex(url: str) -> int:
 def set_user_role(conn: Connection, username: str, role: Role) -> bool:
     cursor = conn.execute("UPDATE users SET role = %s WHERE username = %s",
                           (role, username.lower()))
-    return cursor.rowcount == 1
+    return rowcount(cursor) == 1
 
 
 # --- invites ---------------------------------------------------------------------------------
@@ -262,7 +273,7 @@ def revoke_invite(conn: Connection, invite_id: str) -> bool:
     cursor = conn.execute(
         "UPDATE invites SET revoked_at = coalesce(revoked_at, %s) WHERE invite_id = %s",
         (now_ms(), invite_id))
-    return cursor.rowcount == 1
+    return rowcount(cursor) == 1
 
 
 # --- the admin CLI's handle ------------------------------------------------------------------

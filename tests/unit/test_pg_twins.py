@@ -81,3 +81,18 @@ def test_an_operation_of_sqlite_without_a_twin_is_refused_loudly() -> None:
     orphan.__module__ = sql.__name__
     with pytest.raises(LookupError, match="no PostgreSQL twin"):
         twin_of(orphan)
+
+
+def test_no_postgresql_operation_reads_rowcount_before_its_answer_is_back() -> None:
+    """The writer sends a batch's statements in a pipeline, where cursor.rowcount says -1 until
+    the answer is back: an operation that read it there would take a revoked device for an
+    unknown one. Counts are read through postgres.rowcount, which waits for the answer."""
+    from chatnode.store import postgres
+
+    helper, first = inspect.getsourcelines(postgres.rowcount)
+    allowed = {("postgres.py", first + i) for i in range(len(helper))}
+    readers = [f"{path.name}:{number}"
+               for path in sorted((PACKAGE / "store").glob("p*.py"))
+               for number, line in enumerate(path.read_text().splitlines(), 1)
+               if ".rowcount" in line and (path.name, number) not in allowed]
+    assert readers == [], "cursor.rowcount read outside postgres.rowcount"
