@@ -778,3 +778,9 @@ def _build_twins() -> dict[Callable[..., Any], Callable[..., Any]]:
 
 
 TWINS = _build_twins()
+
+# The operations whose first argument is a conversation whose rows (its counter, its members)
+# they write: the writer locks those conversations at the start of each batch, in one order
+# on every node (pg_store.PostgresTransactions._lock), so two nodes' batches never deadlock.
+WRITE_ONE_CONVERSATION = frozenset({append_message, advance_markers, change_membership,
+                                    set_member_role, rename_group})

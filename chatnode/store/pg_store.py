@@ -105,18 +105,31 @@ class PostgresTransactions:
         return conn
 
     @contextmanager
-    def batch(self, plain: bool) -> Iterator[Connection]:
+    def batch(self, plain: bool, locks: list[str]) -> Iterator[Connection]:
         conn = self._connection()
         self._savepoint_open = False
         if not plain:
             with conn.transaction():
+                self._lock(conn, locks)
                 yield conn
             return
         # A plain batch is one pipeline: BEGIN, every job's statements and COMMIT go out
         # without waiting for each other's answers (a job that needs an answer to go on reads
         # it, and waits only then). Leaving the pipeline waits for them all, the COMMIT's too.
         with conn.pipeline(), conn.transaction():
+            self._lock(conn, locks)
             yield conn
+
+    @staticmethod
+    def _lock(conn: Connection, conversation_ids: list[str]) -> None:
+        # Appending takes the conversation's counter row, and markers its members' rows, each
+        # held to COMMIT. Taken job by job, two nodes' batches would take them in different
+        # orders and deadlock (PostgreSQL sees it only after deadlock_timeout, a second by
+        # default, then one batch runs again). Taken first, in one order on every node, a
+        # batch waits at most for the other node's batch to commit.
+        if conversation_ids:
+            conn.execute("SELECT 1 FROM conversations WHERE conversation_id = ANY(%s)"
+                         ' ORDER BY conversation_id COLLATE "C" FOR UPDATE', (conversation_ids,))
 
     @contextmanager
     def savepoint(self, conn: Connection) -> Iterator[None]:
@@ -190,10 +203,12 @@ class PostgresStore:
 
     def submit(self, fn: Callable[..., Any], *args: Any,
                on_done: Callable[[Job], None] | None = None) -> Job:
-        return self._writer.submit(_nul_refused(twin_of(fn)), *args, on_done=on_done)
+        twin = twin_of(fn)
+        lock = args[0] if twin in pg_ops.WRITE_ONE_CONVERSATION else None
+        return self._writer.submit(_nul_refused(twin), *args, on_done=on_done, lock=lock)
 
     async def write(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await self._writer.submit(_nul_refused(twin_of(fn)), *args).wait()
+        return await self.submit(fn, *args).wait()
 
     # reads
 

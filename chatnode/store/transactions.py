@@ -32,10 +32,12 @@ class Failure(Enum):
 
 
 class Transactions(Protocol):
-    def batch(self, plain: bool) -> AbstractContextManager[Any]:
+    def batch(self, plain: bool, locks: list[str]) -> AbstractContextManager[Any]:
         """Open one transaction and give its connection; commit when the block ends normally,
         roll back when an exception leaves it. `plain`: the jobs run without savepoints, so
-        the store may send their statements without waiting for each answer."""
+        the store may send their statements without waiting for each answer. `locks`: the
+        conversations the jobs write; where several writers share the database, the batch
+        locks them first, all in one order, so that two batches never wait for each other."""
         ...
 
     def savepoint(self, conn: Any) -> AbstractContextManager[None]:
@@ -58,7 +60,7 @@ class SqliteTransactions:
         self._conn = conn
 
     @contextmanager
-    def batch(self, plain: bool) -> Iterator[sqlite3.Connection]:
+    def batch(self, plain: bool, locks: list[str]) -> Iterator[sqlite3.Connection]:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:

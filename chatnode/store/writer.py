@@ -70,17 +70,19 @@ class Later:
 
 
 class Job:
-    __slots__ = ("args", "done", "error", "fn", "on_done", "result")
+    __slots__ = ("args", "done", "error", "fn", "lock", "on_done", "result")
 
     def __init__(
         self,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         on_done: Callable[[Job], None] | None,
+        lock: str | None = None,
     ) -> None:
         self.fn = fn
         self.args = args
         self.on_done = on_done
+        self.lock = lock  # the conversation whose rows the job writes, if any
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = trio.Event()
@@ -110,10 +112,11 @@ class GroupCommitWriter:
         self._thread.start()
 
     def submit(self, fn: Callable[..., Any], *args: Any,
-               on_done: Callable[[Job], None] | None = None) -> Job:
+               on_done: Callable[[Job], None] | None = None, lock: str | None = None) -> Job:
         """Queue `fn(conn, *args)`; never blocks. Jobs commit in the order they were submitted,
-        and `on_done(job)` runs in the trio thread, in that order, committed or failed."""
-        job = Job(fn, args, on_done)
+        and `on_done(job)` runs in the trio thread, in that order, committed or failed.
+        `lock`: the conversation the job writes (see Transactions.batch)."""
+        job = Job(fn, args, on_done, lock)
         self._queue.put(job)
         return job
 
@@ -160,11 +163,12 @@ class GroupCommitWriter:
         # failing job fails alone. Jobs can run twice: nothing of a rolled-back try is kept.
         careful = False
         attempt = 1
+        locks = sorted({job.lock for job in batch if job.lock is not None})
         while True:
             for job in batch:
                 job.result, job.error = None, None
             try:
-                with self._transactions.batch(plain=not careful) as conn:
+                with self._transactions.batch(not careful, locks) as conn:
                     if careful:
                         for job in batch:
                             self._run_job(conn, job)
