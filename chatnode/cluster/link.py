@@ -70,6 +70,7 @@ class ClusterLink:
         # late (facts from two nodes crossing) must not undo a newer membership.
         self._record_seq: dict[str, int] = {}
         self._gap_armed: set[str] = set()
+        self._gap_opened: dict[str, float] = {}  # by conversation: when its gap opened
         # Facts about conversations being loaded from the store, replayed once they are known.
         self._learning: dict[str, list[AnyFact]] = {}
         self._resync = trio.Event()
@@ -287,15 +288,23 @@ class ClusterLink:
 
     def _offer(self, message: Message, delivery: Delivery | None) -> None:
         cid = message.conversation_id
-        if self.sequencer.offer(message, delivery) and cid not in self._gap_armed:
-            self._gap_armed.add(cid)
-            self.nursery.start_soon(self._fill_gap, cid)
+        if self.sequencer.offer(message, delivery):
+            self._gap_opened[cid] = trio.current_time()
+            if cid not in self._gap_armed:
+                self._gap_armed.add(cid)
+                self.nursery.start_soon(self._fill_gap, cid)
 
     async def _fill_gap(self, conversation_id: str) -> None:
-        """After the deadline, read the seqs still missing from the store."""
+        """Once the conversation's gap is GAP_DEADLINE_S old, read what is still missing from
+        the store. A busy conversation closes and opens gaps all the time (two nodes' sends
+        cross on the bus): each is given its own full deadline, measured from when it opened,
+        so a gap the bus is about to fill is never read from the store."""
         try:
-            await trio.sleep(GAP_DEADLINE_S)
             while (gap := self.sequencer.gap(conversation_id)) is not None:
+                age = trio.current_time() - self._gap_opened[conversation_id]
+                if age < GAP_DEADLINE_S:
+                    await trio.sleep(GAP_DEADLINE_S - age)
+                    continue
                 try:
                     async for chunk in self.store.stream_ranges([gap]):
                         self.gap_reads.inc(len(chunk))

@@ -55,15 +55,17 @@ class Sequencer:
         return 0 if line is None else line.applied
 
     def offer(self, message: Message, extra: Extra = None) -> bool:
-        """Take a committed message; True when it waits behind a gap (arm the deadline)."""
+        """Take a committed message; True when it opened a gap: it waits, and nothing of its
+        conversation waited before (the gap's deadline starts now)."""
         line = self._lines.get(message.conversation_id)
         if line is None:
             line = self._lines[message.conversation_id] = _Line(message.seq - 1)
         if message.seq <= line.applied:
             return False
         if message.seq > line.applied + 1:
+            opened = not line.waiting
             line.waiting.setdefault(message.seq, (message, extra))
-            return True
+            return opened
         self._deliver(message, extra)
         line.applied = message.seq
         self._release(line)
