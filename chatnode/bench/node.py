@@ -20,6 +20,14 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
+def machine_busy_s() -> float:
+    """CPU seconds this machine has spent busy since boot, all cores and processes together
+    (the node, the load, PostgreSQL, Redis, anything else): /proc/stat less idle and iowait."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
 class NodeUnderTest:
     def __init__(self, url: str, pid: int | None, process: subprocess.Popen[str] | None = None,
                  data_dir: tempfile.TemporaryDirectory[str] | None = None,

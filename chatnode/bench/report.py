@@ -15,6 +15,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("pairs", "latency_ms.max", "pairs: end-to-end max (ms)"),
     ("pairs", "server_cpu_us_per_delivered", "pairs: server CPU per delivered msg (µs)"),
     ("pairs", "load_cpu_us_per_delivered", "pairs: load processes' CPU per msg (µs)"),
+    ("pairs", "machine_cores_busy", "pairs: machine's cores busy (all processes)"),
     ("pairs", "server_rss_mb", "pairs: server RSS (MB)"),
     ("pairs", "sent", "pairs: sent"),
     ("pairs", "delivered", "pairs: delivered"),
@@ -58,6 +59,9 @@ ROWS: list[tuple[str, str, str]] = [
     ("cluster", "pairs.lost", "cluster: lost"),
     ("cluster", "pairs.duplicated", "cluster: duplicated"),
     ("cluster", "pairs.server_cpu_us_per_delivered", "cluster: both nodes' CPU per msg (µs)"),
+    ("cluster", "pairs.load_cpu_us_per_delivered", "cluster: load processes' CPU per msg (µs)"),
+    ("cluster", "pairs.machine_cores_busy",
+     "cluster: machine's cores busy (nodes, load, PostgreSQL, Redis)"),
     ("cluster", "max.max_delivered_per_s", "cluster: highest sustained msg/s, two nodes"),
 ]
 

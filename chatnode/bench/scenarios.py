@@ -4,6 +4,7 @@ and returns its figures under fixed key names."""
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ import httpx
 import trio
 
 from . import prepare
-from .node import NodeUnderTest
+from .node import NodeUnderTest, machine_busy_s
 from .processes import run_all, split
 from .search import search
 from .stats import Checks, latency_ms
@@ -48,12 +49,25 @@ def mb(value: int | None) -> float | None:
     return None if value is None else round(value / MIB, 1)
 
 
-async def run_measured(node: NodeUnderTest, specs: list[dict[str, Any]], **kwargs: Any
+async def run_measured(node: NodeUnderTest, specs: list[dict[str, Any]],
+                       machine: dict[str, float] | None = None, **kwargs: Any
                        ) -> tuple[list[dict[str, Any]], float | None]:
-    """`run_all`, and the node's CPU seconds over the measured phase (None without a pid)."""
+    """`run_all`, and the node's CPU seconds over the measured phase (None without a pid).
+    `machine` gets `cores`: how many of the machine's cores were busy meanwhile, on average,
+    whoever used them."""
     cpu: dict[str, float | None] = {}
-    results = await run_all(specs, at_go=lambda: cpu.update(before=node.cpu_s()),
-                            at_results=lambda: cpu.update(after=node.cpu_s()), **kwargs)
+
+    def at(moment: str) -> None:
+        cpu[moment] = node.cpu_s()
+        cpu[f"{moment}_machine"] = machine_busy_s()
+        cpu[f"{moment}_clock"] = time.monotonic()
+
+    results = await run_all(specs, at_go=lambda: at("before"), at_results=lambda: at("after"),
+                            **kwargs)
+    if machine is not None:
+        elapsed = (cpu["after_clock"] or 0) - (cpu["before_clock"] or 0)
+        busy = (cpu["after_machine"] or 0) - (cpu["before_machine"] or 0)
+        machine["cores"] = round(busy / elapsed, 2) if elapsed > 0 else 0.0
     before, after = cpu.get("before"), cpu.get("after")
     return results, None if before is None or after is None else after - before
 
@@ -77,7 +91,8 @@ async def pairs(node: NodeUnderTest, o: Options, checks: Checks, rate: float | N
     specs = [{"role": "pairs", "url": node.url, "urls": urls, "pairs": part,
               "duration": o.duration, "rate": rate * len(part) / len(pairs_spec)}
              for part in parts]
-    results, used = await run_measured(node, specs)
+    machine: dict[str, float] = {}
+    results, used = await run_measured(node, specs, machine)
     sent = sum(r["sent"] for r in results)
     delivered = sum(sum(r["received"]) for r in results)
     lost = sum(r["lost"] for r in results)
@@ -89,6 +104,9 @@ async def pairs(node: NodeUnderTest, o: Options, checks: Checks, rate: float | N
         "server_cpu_us_per_delivered": us_each(used, delivered),
         # The load shares the two cores: with the node's, what the machine spends a message.
         "load_cpu_us_per_delivered": us_each(sum(r["cpu_s"] for r in results), delivered),
+        # Everything the machine ran meanwhile (PostgreSQL and Redis too, when they are here):
+        # near its core count, latency is time spent waiting for a core.
+        "machine_cores_busy": machine.get("cores"),
         "server_rss_mb": mb(node.rss_bytes()),
     }
     check_common(checks, "pairs", results)

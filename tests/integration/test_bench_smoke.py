@@ -3,6 +3,7 @@ its correctness checks and writes every figure under its fixed key. No timing is
 speed is measured by `scripts/bench`, never by the test suite."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ def test_a_tiny_bench_run_checks_what_it_measured_and_reports_it(tmp_path: Path)
     assert (pairs["lost"], pairs["duplicated"]) == (0, 0)
     assert set(pairs["latency_ms"]) == {"p50", "p99", "max"}
     assert pairs["server_cpu_us_per_delivered"] is not None
+    assert 0 < pairs["machine_cores_busy"] <= os.cpu_count()  # type: ignore[operator]
     assert figures["idle"]["opened"] == 40
     assert figures["idle"]["rss_per_session_kib"] is not None
     assert figures["catchup"]["backlog_messages"] == 300
