@@ -100,8 +100,8 @@ def rowcount(cursor: psycopg.Cursor[Any]) -> int:
     operation reads a count through here, never cursor.rowcount itself."""
     conn = cursor.connection
     if conn.pgconn.pipeline_status != pq.PipelineStatus.OFF:
-        with conn.pipeline() as pipeline:
-            pipeline.sync()
+        with conn.pipeline():  # leaving a nested pipeline waits for every answer so far
+            pass
     return cursor.rowcount
 
 

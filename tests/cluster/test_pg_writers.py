@@ -170,37 +170,32 @@ async def test_two_writers_appending_into_one_conversation_make_one_gapless_log(
 
 def wait_until_the_other_node_waits_on_our_lock(written: threading.Event
                                                 ) -> Callable[[Any], None]:
-    """A job that says its batch has written, then keeps the batch open until the other
-    node's transaction waits on one of its locks, so the two really race."""
+    """A job that waits for what its batch has sent so far (a pipelined batch sends without
+    waiting), says it has written, then keeps the batch open until the other node's
+    transaction waits on one of its locks, so the two really race."""
     def wait(conn: Any) -> None:
+        with conn.pipeline():  # leaving it waits for every answer so far
+            pass
         written.set()
         for _ in range(500):
-            (waiting,) = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                " AND datname = current_database()").fetchone()
-            if waiting:
+            if lock_waiters(conn):
                 return
             threading.Event().wait(0.02)
         raise AssertionError("the other node never waited for this transaction")
     return wait
 
 
-def after(event: threading.Event) -> Callable[[Any], None]:
-    def wait(conn: Any) -> None:
-        assert event.wait(10)
-    return wait
-
-
 async def race(one: PostgresStore, two: PostgresStore, first: Callable[[], Job],
                second: Callable[[], Job]) -> tuple[Any, Any]:
-    """Run `first` on one node and `second` on the other while the first is uncommitted."""
+    """Run `first` on one node, then `second` on the other while the first is uncommitted:
+    the other node's batch starts only once the first has written (and holds its locks)."""
     written = threading.Event()
     release_one, release_two = await hold(one), await hold(two)
     first_job = first()
     one.submit(wait_until_the_other_node_waits_on_our_lock(written))
-    two.submit(after(written))
-    second_job = second()
     release_one.set()
+    assert await trio.to_thread.run_sync(written.wait, 10)
+    second_job = second()
     release_two.set()
     with trio.fail_after(30):
         return await first_job.wait(), await second_job.wait()
