@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import click
 import msgspec
@@ -35,7 +37,7 @@ from .store import backup as backups
 from .store import sqlite as sql
 from .store.admin import UserAdmin, open_user_admin
 from .store.check import CheckReport, check_store
-from .store.errors import StoreError
+from .store.errors import StoreError, cluster_module
 from .store.sqlite import Role
 
 _config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False),
@@ -138,13 +140,14 @@ def _check_sqlite(path: Path) -> CheckReport:
 
 
 def _check_postgres(url: str) -> CheckReport:
+    report: CheckReport = _on_postgres(lambda postgres: postgres.check_store(url))
+    return report
+
+
+def _on_postgres(operation: Callable[[ModuleType], Any]) -> Any:
+    """`operation(chatnode.store.postgres)`, with what stops it said as the CLI's one line."""
     try:
-        from .store import postgres
-    except ImportError as exc:
-        raise click.ClickException("a PostgreSQL store needs chatnode's cluster extra:"
-                                   f" pip install 'chatnode[cluster]' ({exc})") from None
-    try:
-        return postgres.check_store(url)
+        return operation(cluster_module("postgres"))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -205,15 +208,8 @@ def reindex(config_file: str | None, data_dir: str | None) -> None:
 def _reindex_postgres(url: str) -> int:
     # No lock file to refuse on: the nodes are elsewhere. pg_search.rebuild locks the index
     # table against writes for its transaction instead, so nothing they send meanwhile is lost.
-    try:
-        from .store import postgres
-    except ImportError as exc:
-        raise click.ClickException("a PostgreSQL store needs chatnode's cluster extra:"
-                                   f" pip install 'chatnode[cluster]' ({exc})") from None
-    try:
-        return postgres.reindex(url)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+    count: int = _on_postgres(lambda postgres: postgres.reindex(url))
+    return count
 
 
 @main.command("restore")

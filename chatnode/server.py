@@ -40,7 +40,7 @@ from .service import ChatService
 from .store import SqliteStore, now_ms
 from .store import sqlite as sql
 from .store.checkpoint import CHECKPOINT_EVERY_S
-from .store.errors import StoreError
+from .store.errors import cluster_module
 from .store.interface import NodeStore
 from .timers import Timers
 from .web import hypercorn_fixes, send_batch
@@ -92,13 +92,10 @@ def open_store(config: Config, data_dir: Path, metrics: Metrics) -> NodeStore:
     (imported only then: a single node never loads psycopg)."""
     if config.store.url is None:
         return SqliteStore(data_dir, config.durability, on_batch=metrics.observe_batch)
-    try:
-        from .store.pg_store import PostgresStore
-    except ImportError as exc:
-        raise StoreError("a PostgreSQL store needs chatnode's cluster extra:"
-                         f" pip install 'chatnode[cluster]' ({exc})") from None
-    return PostgresStore(config.store.url, config.store.pool_size, config.durability,
-                         on_batch=metrics.observe_batch)
+    store: NodeStore = cluster_module("pg_store").PostgresStore(
+        config.store.url, config.store.pool_size, config.durability,
+        on_batch=metrics.observe_batch)
+    return store
 
 
 def open_media(config: Config, data_dir: Path) -> MediaFiles:

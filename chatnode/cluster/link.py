@@ -316,6 +316,7 @@ class ClusterLink:
                     await trio.sleep(GAP_DEADLINE_S)
         finally:
             self._gap_armed.discard(conversation_id)
+            self._gap_opened.pop(conversation_id, None)
 
     def _deliver(self, message: Message, delivery: Delivery | None) -> None:
         """The sequencer let the message through: the engine takes it in, the hub fans out."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from . import sqlite as sql
-from .errors import StoreError
+from .errors import cluster_module
 from .records import InviteRecord, UserRecord
 
 
@@ -103,9 +103,5 @@ def open_user_admin(store_url: str | None, data_dir: Path,
     StoreError (one line) when a PostgreSQL store cannot be used."""
     if store_url is None:
         return SqliteUserAdmin(sql.open_database(data_dir, durability))
-    try:
-        from .postgres import PostgresUserAdmin
-    except ImportError as exc:
-        raise StoreError("a PostgreSQL store needs chatnode's cluster extra:"
-                         f" pip install 'chatnode[cluster]' ({exc})") from None
-    return PostgresUserAdmin(store_url)
+    admin: UserAdmin = cluster_module("postgres").PostgresUserAdmin(store_url)
+    return admin

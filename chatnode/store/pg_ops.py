@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import msgspec
 import psycopg
-from psycopg import errors, pq
+from psycopg import errors
 
 from ..invites import invite_refusal
 from ..protocol import ChatError, ErrorCode, Message
@@ -46,6 +46,7 @@ from .postgres import (
     insert_user,
     list_invites,
     list_users,
+    pipelined,
     revoke_invite,
     rowcount,
     set_user_disabled,
@@ -435,7 +436,7 @@ def append_message(conn: Connection, conversation_id: str, sender_id: str,
     answers later (writer.Later). A reaction, edit, delete or media message first checks what
     it refers to, after the same original-and-membership question."""
     return _append(conn, conversation_id, sender_id, client_msg_id,  # type: ignore[return-value]
-                   kind, body, media_id, reply_to, target, later=_pipelined(conn))
+                   kind, body, media_id, reply_to, target, later=pipelined(conn))
 
 
 def _append(conn: Connection, conversation_id: str, sender_id: str, client_msg_id: str,
@@ -471,10 +472,6 @@ def _append(conn: Connection, conversation_id: str, sender_id: str, client_msg_i
                       reply_to, target)
     appended = partial(_appended, conn, cursor, message)
     return Later(appended) if later and target is None else appended()
-
-
-def _pipelined(conn: Connection) -> bool:
-    return conn.pgconn.pipeline_status != pq.PipelineStatus.OFF
 
 
 def _appended(conn: Connection, cursor: psycopg.Cursor[Any], message: Message

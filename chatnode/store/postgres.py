@@ -99,10 +99,16 @@ def rowcount(cursor: psycopg.Cursor[Any]) -> int:
     when execute() returns, and cursor.rowcount says -1 until it is: wait for it first. Every
     operation reads a count through here, never cursor.rowcount itself."""
     conn = cursor.connection
-    if conn.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+    if pipelined(conn):
         with conn.pipeline():  # leaving a nested pipeline waits for every answer so far
             pass
     return cursor.rowcount
+
+
+def pipelined(conn: Connection) -> bool:
+    """Whether statements on `conn` go out without waiting for their answers (the writer's
+    plain batch)."""
+    return conn.pgconn.pipeline_status != pq.PipelineStatus.OFF
 
 
 def schema_version(conn: Connection) -> int:

@@ -163,7 +163,7 @@ class GroupCommitWriter:
         # failing job fails alone. Jobs can run twice: nothing of a rolled-back try is kept.
         careful = False
         attempt = 1
-        locks = sorted({job.lock for job in batch if job.lock is not None})
+        locks = list({job.lock for job in batch if job.lock is not None})
         while True:
             for job in batch:
                 job.result, job.error = None, None
