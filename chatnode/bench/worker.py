@@ -52,20 +52,23 @@ class Control:
 async def paced(rate: float, duration: float, actions: list[Callable[[], Awaitable[None]]]
                 ) -> None:
     """Run `rate` actions/s in total for `duration` s, round-robin over `actions` (each sends
-    one frame). Each tick runs what is due, so a slow tick is caught up rather than lost."""
+    one frame). Each tick runs what is due, so a slow tick is caught up rather than lost, and
+    the last one runs whatever the run still owes: a busy machine that wakes the pacer late
+    must not make it send fewer than `rate * duration` actions."""
     if rate <= 0 or not actions:
         await trio.sleep(duration)
         return
     started = trio.current_time()
+    owed = int(rate * duration)
     done = 0
-    turn = 0
-    while (elapsed := trio.current_time() - started) < duration:
-        due = int(elapsed * rate) - done
-        for _ in range(due):
+    while done < owed:
+        elapsed = trio.current_time() - started
+        due = min(int(elapsed * rate), owed) if elapsed < duration else owed
+        for turn in range(done, due):
             await actions[turn % len(actions)]()
-            turn += 1
-        done += max(due, 0)
-        await trio.sleep(0.001)
+        done = max(done, due)
+        if done < owed:
+            await trio.sleep(0.001)
 
 
 def arrived(peers: list[Peer]) -> int:
