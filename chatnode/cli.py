@@ -32,7 +32,7 @@ from .invites import (
     new_invite_token,
     parse_duration,
 )
-from .protocol import ChatError, RegisterRequest
+from .protocol import ChatError, Password, RegisterRequest
 from .store import backup as backups
 from .store import sqlite as sql
 from .store.admin import UserAdmin, open_user_admin
@@ -360,12 +360,52 @@ def user_list(config_file: str | None, data_dir: str | None) -> None:
 @_config_option
 @_data_dir_option
 def user_disable(username: str, config_file: str | None, data_dir: str | None) -> None:
-    """Disable an account: its tokens stop working and it can no longer log in."""
+    """Disable an account: it can no longer log in, its tokens stop working, and a running
+    node closes its live sessions within a second or two."""
     with _user_admin(config_file, data_dir) as admin:
         found = admin.set_user_disabled(username, True)
     if not found:
         raise click.ClickException(f"no user named {username!r}")
     click.echo(f"disabled {username}")
+
+
+@user.command("enable")
+@click.argument("username")
+@_config_option
+@_data_dir_option
+def user_enable(username: str, config_file: str | None, data_dir: str | None) -> None:
+    """Enable a disabled account again: it can log in, and its devices' tokens work again."""
+    with _user_admin(config_file, data_dir) as admin:
+        found = admin.set_user_disabled(username, False)
+    if not found:
+        raise click.ClickException(f"no user named {username!r}")
+    click.echo(f"enabled {username}")
+
+
+@user.command("password")
+@click.argument("username")
+@click.option("--password", help="The new password (or use --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@_config_option
+@_data_dir_option
+def user_password(username: str, password: str | None, password_stdin: bool,
+                  config_file: str | None, data_dir: str | None) -> None:
+    """Give an account a new password (when its owner forgot theirs, or lost a phone): every
+    device it is logged in on is logged out, and a running node closes their sessions."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        msgspec.convert(password, Password)  # registration's rules
+    except msgspec.ValidationError as exc:
+        raise click.ClickException(f"invalid password: {exc}") from None
+    with _user_admin(config_file, data_dir) as admin:
+        logged_out = admin.reset_password(username, auth.hash_password(password))
+    if logged_out is None:
+        raise click.ClickException(f"no user named {username!r}")
+    devices = f"{len(logged_out)} device{'' if len(logged_out) == 1 else 's'}"
+    click.echo(f"new password for {username}; logged out {devices}")
 
 
 @user.command("role")

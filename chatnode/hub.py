@@ -218,6 +218,11 @@ class Hub:
     def devices_online(self, user_id: str) -> set[str]:
         return {session.device_id for session in self._by_user.get(user_id, ())}
 
+    def live_devices(self) -> set[str]:
+        """The device of every live session."""
+        return {session.device_id for sessions in self._by_user.values()
+                for session in sessions}
+
     def revoke_device(self, device_id: str) -> None:
         """A device was logged out: its live sessions close with 4001 now, here and on every
         other node, and so does one whose hello passed just before the token was revoked."""

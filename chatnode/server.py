@@ -25,6 +25,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
 from hypercorn.middleware import ProxyFixMiddleware
 
+from .account_watch import watch_account_changes
 from .accounts import Accounts
 from .admins import Admins
 from .config import Config
@@ -248,6 +249,7 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
                 async with trio.open_nursery() as background:
                     background.start_soon(timers.run)
                     background.start_soon(sweep_media, store, media)
+                    background.start_soon(watch_account_changes, store, hub)
                     if isinstance(store, SqliteStore):
                         background.start_soon(checkpoint_wal, store, metrics)
                     if push is not None:

@@ -35,6 +35,11 @@ class UserAdmin(Protocol):
         """False if there is no such user."""
         ...
 
+    def reset_password(self, username: str, password_hash: str) -> list[str] | None:
+        """A new password, and every device of the account logged out: None if there is no
+        such user, else the ids of the devices logged out."""
+        ...
+
     def add_invite(self, token_hash: bytes, max_uses: int, makes_admin: bool,
                    expires_at: int) -> str:
         """A new invite made with the CLI (no creator); returns its invite_id."""
@@ -77,6 +82,11 @@ class SqliteUserAdmin:
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
             return sql.set_user_role(self._conn, username, role)
+
+    def reset_password(self, username: str, password_hash: str) -> list[str] | None:
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            return sql.reset_password(self._conn, username, password_hash)
 
     def add_invite(self, token_hash: bytes, max_uses: int, makes_admin: bool,
                    expires_at: int) -> str:

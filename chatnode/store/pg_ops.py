@@ -46,7 +46,9 @@ from .postgres import (
     insert_user,
     list_invites,
     list_users,
+    note_accounts_changed,
     pipelined,
+    reset_password,
     revoke_invite,
     rowcount,
     set_user_disabled,
@@ -66,7 +68,8 @@ from .sqlite import Role, new_id, now_ms
 from .writer import Later, RunAgain
 
 __all__ = ["TWINS", "insert_invite", "insert_user", "list_invites", "list_users",
-           "revoke_invite", "set_user_disabled", "set_user_role"]
+           "note_accounts_changed", "reset_password", "revoke_invite", "set_user_disabled",
+           "set_user_role"]
 
 _MESSAGE_COLUMNS = sql._MESSAGE_COLUMNS
 _M_COLUMNS = ", ".join("m." + c for c in _MESSAGE_COLUMNS.split(", "))
@@ -175,6 +178,20 @@ def change_password(conn: Connection, user_id: str, password_hash: str,
         " AND revoked_at IS NULL RETURNING device_id", (now_ms(), user_id, keep_device_id)))
     conn.execute("DELETE FROM push_targets WHERE device_id = ANY(%s::text[])", (others,))
     return others
+
+
+def accounts_changed(conn: Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'accounts_changed'").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def working_devices(conn: Connection, device_ids: Iterable[str]) -> set[str]:
+    """The ids among `device_ids` whose tokens still work: not logged out, of an enabled
+    account."""
+    return {row[0] for row in conn.execute(
+        "SELECT d.device_id FROM devices AS d JOIN users AS u USING (user_id)"
+        " WHERE d.device_id = ANY(%s::text[]) AND d.revoked_at IS NULL AND NOT u.disabled",
+        (list(device_ids),))}
 
 
 # --- profiles --------------------------------------------------------------------------------

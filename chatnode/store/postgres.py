@@ -212,7 +212,31 @@ def list_users(conn: Connection) -> list[UserRecord]:
 def set_user_disabled(conn: Connection, username: str, disabled: bool) -> bool:
     cursor = conn.execute("UPDATE users SET disabled = %s WHERE username = %s",
                           (disabled, username.lower()))
-    return rowcount(cursor) == 1
+    found = rowcount(cursor) == 1
+    if disabled and found:
+        note_accounts_changed(conn)
+    return found
+
+
+def reset_password(conn: Connection, username: str, password_hash: str) -> list[str] | None:
+    """As sqlite.reset_password: a new password and every device logged out; None if there is
+    no such user, else the ids of the devices logged out."""
+    row = conn.execute("UPDATE users SET password_hash = %s WHERE username = %s"
+                       " RETURNING user_id", (password_hash, username.lower())).fetchone()
+    if row is None:
+        return None
+    devices = sorted(r[0] for r in conn.execute(
+        "UPDATE devices SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL"
+        " RETURNING device_id", (now_ms(), row[0])))
+    conn.execute("DELETE FROM push_targets WHERE device_id = ANY(%s::text[])", (devices,))
+    note_accounts_changed(conn)
+    return devices
+
+
+def note_accounts_changed(conn: Connection) -> None:
+    """As sqlite.note_accounts_changed: every node polls the count (account_watch.py)."""
+    conn.execute("INSERT INTO meta (key, value) VALUES ('accounts_changed', '1')"
+                 " ON CONFLICT (key) DO UPDATE SET value = (meta.value::bigint + 1)::text")
 
 
 # --- chatnode check --------------------------------------------------------------------------
@@ -307,6 +331,10 @@ class PostgresUserAdmin:
     def set_user_role(self, username: str, role: Role) -> bool:
         with self._failures(), self._conn.transaction():
             return set_user_role(self._conn, username, role)
+
+    def reset_password(self, username: str, password_hash: str) -> list[str] | None:
+        with self._failures(), self._conn.transaction():
+            return reset_password(self._conn, username, password_hash)
 
     def add_invite(self, token_hash: bytes, max_uses: int, makes_admin: bool,
                    expires_at: int) -> str:

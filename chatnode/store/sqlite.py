@@ -219,6 +219,8 @@ def set_user_disabled(conn: sqlite3.Connection, username: str, disabled: bool) -
     cursor = conn.execute(
         "UPDATE users SET disabled = ? WHERE username = ?", (int(disabled), username.lower())
     )
+    if disabled and cursor.rowcount == 1:
+        note_accounts_changed(conn)
     return cursor.rowcount == 1
 
 
@@ -306,6 +308,56 @@ def change_password(conn: sqlite3.Connection, user_id: str, password_hash: str,
     for device_id in others:
         revoke_device(conn, device_id)
     return others
+
+
+def reset_password(conn: sqlite3.Connection, username: str, password_hash: str
+                   ) -> list[str] | None:
+    """The admin's reset (`chatnode user password`): a new password, and every device of the
+    account logged out, so a lost phone's session ends too. None if there is no such user,
+    else the ids of the devices logged out."""
+    user = user_by_name(conn, username)
+    if user is None:
+        return None
+    conn.execute("UPDATE users SET password_hash = ? WHERE user_id = ?",
+                 (password_hash, user.user_id))
+    devices = [row[0] for row in conn.execute(
+        "SELECT device_id FROM devices WHERE user_id = ? AND revoked_at IS NULL"
+        " ORDER BY device_id", (user.user_id,))]
+    for device_id in devices:
+        revoke_device(conn, device_id)
+    note_accounts_changed(conn)
+    return devices
+
+
+# --- account changes made beside a running node (account_watch.py) ----------------------------
+
+def note_accounts_changed(conn: sqlite3.Connection) -> None:
+    """Count a change the admin CLI made in its own process that may end live sessions (an
+    account disabled, devices logged out). Running nodes poll the count and, when it moves,
+    re-check their sessions' tokens."""
+    conn.execute("INSERT INTO meta (key, value) VALUES ('accounts_changed', '1')"
+                 " ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
+
+def accounts_changed(conn: sqlite3.Connection) -> int:
+    """How many changes note_accounts_changed has counted (0: none yet)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'accounts_changed'").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def working_devices(conn: sqlite3.Connection, device_ids: Iterable[str]) -> set[str]:
+    """The ids among `device_ids` whose tokens still work: not logged out, of an enabled
+    account."""
+    ids = list(device_ids)
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        found.update(row[0] for row in conn.execute(
+            "SELECT d.device_id FROM devices AS d JOIN users AS u USING (user_id)"
+            f" WHERE d.device_id IN ({marks}) AND d.revoked_at IS NULL AND u.disabled = 0",
+            chunk))
+    return found
 
 
 # --- profiles --------------------------------------------------------------------------------

@@ -144,3 +144,33 @@ async def test_invites_and_account_changes_hold_across_two_nodes(
             assert await close_code(cleo_live) == 4001
         for rest in (admin, phone, laptop, cleo):
             await rest.aclose()
+
+
+async def test_the_admin_cli_on_the_shared_store_ends_sessions_on_every_node(
+        tmp_path: Path, pg_url: str, redis_server: Redis) -> None:
+    """`chatnode user password` and `user disable` write PostgreSQL from a process of their
+    own: each node notices the change itself (account_watch.py) and closes its sessions."""
+    with two_nodes(tmp_path, pg_url, redis_server.url) as cluster:
+        one, two = cluster.nodes
+        config = str(tmp_path / "one.toml")
+        for name in ("dora", "eli"):
+            added = run("user", "add", name, "--password", PASSWORD, "--config", config)
+            assert added.returncode == 0, added.stderr
+        phone, laptop, eli = (await logged_in(one, "dora"), await logged_in(two, "dora"),
+                              await logged_in(two, "eli"))
+        async with session(one, phone) as phone_live, session(two, laptop) as laptop_live, \
+                session(two, eli) as eli_live:
+            reset = run("user", "password", "dora", "--password-stdin", "--config", config,
+                        stdin="a new long password 42\n")
+            assert reset.returncode == 0, reset.stderr
+            assert reset.stdout.strip() == "new password for dora; logged out 2 devices"
+            assert await close_code(phone_live) == 4001
+            assert await close_code(laptop_live) == 4001
+            assert await still_open(eli_live)
+        dora = await logged_in(two, "dora", "a new long password 42")
+        async with session(two, dora) as dora_live:
+            disabled = run("user", "disable", "dora", "--config", config)
+            assert disabled.returncode == 0, disabled.stderr
+            assert await close_code(dora_live) == 4001
+        for rest in (phone, laptop, eli, dora):
+            await rest.aclose()

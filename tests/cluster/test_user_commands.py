@@ -25,7 +25,7 @@ def listed(stdout: str) -> dict[str, str]:
     return {line.split()[0]: line for line in stdout.splitlines() if line.strip()}
 
 
-def test_user_add_list_and_disable_on_an_empty_store(config: str) -> None:
+def test_user_add_list_disable_enable_and_password_on_an_empty_store(config: str) -> None:
     added = run("user", "add", "alice", "--password", "alicepass1", "--config", config)
     assert added.returncode == 0, added.stderr
     assert added.stdout.startswith("added alice (u_")
@@ -46,6 +46,14 @@ def test_user_add_list_and_disable_on_an_empty_store(config: str) -> None:
     lines = listed(run("user", "list", "--config", config).stdout)
     assert " disabled " in lines["bob"] and " active " in lines["alice"]
 
+    enabled = run("user", "enable", "bob", "--config", config)
+    assert (enabled.returncode, enabled.stdout.strip()) == (0, "enabled bob"), enabled.stderr
+    reset = run("user", "password", "alice", "--password-stdin", "--config", config,
+                stdin="alice's new pw\n")
+    assert reset.stdout.strip() == "new password for alice; logged out 0 devices", reset.stderr
+    lines = listed(run("user", "list", "--config", config).stdout)
+    assert " active " in lines["bob"] and " active " in lines["alice"]
+
 
 def test_a_taken_name_and_an_unknown_user_are_refused_in_one_line(config: str) -> None:
     assert run("user", "add", "carol", "--password", "carolpass1",
@@ -53,8 +61,10 @@ def test_a_taken_name_and_an_unknown_user_are_refused_in_one_line(config: str) -
     taken = refused_in_one_line(run("user", "add", "CAROL", "--password", "carolpass1",
                                     "--config", config))
     assert "username 'CAROL' is taken" in taken
-    missing = refused_in_one_line(run("user", "disable", "nobody", "--config", config))
-    assert "no user named 'nobody'" in missing
+    for command in (["disable"], ["enable"], ["password", "--password", "carolpass2"]):
+        missing = refused_in_one_line(run("user", command[0], "nobody", *command[1:],
+                                          "--config", config))
+        assert "no user named 'nobody'" in missing
     assert list(listed(run("user", "list", "--config", config).stdout)) == ["carol"]
 
 
