@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import trio
 
 from chatnode.cluster.bus import RedisBus
-from chatnode.cluster.facts import AnyFact, MarkersMoved, TypingChanged
+from chatnode.cluster.facts import AnyFact, MarkersMoved, Resync, TypingChanged
 
 from ..redis_server import Redis
 
@@ -123,3 +123,18 @@ async def test_redis_restarted_publishing_never_blocks_and_every_node_learns_it_
         fact = MarkersMoved(a.bus.node_id, "c1", "u1", 99, 0)
         a.bus.publish(fact)
         await b.wait_for(lambda: fact in b.facts)
+
+
+async def test_facts_dropped_while_redis_works_are_announced_to_nodes_that_lost_nothing(
+        redis_server: Redis) -> None:
+    """A burst past the publish queue drops facts with Redis up and every subscription whole:
+    nothing tells b it missed anything but the Resync a publishes, after what it could send."""
+    p = prefix()
+    async with running(redis_server.url, p) as a, running(redis_server.url, p) as b:
+        for i in range(25_000):  # in one go, more than the queue holds
+            a.bus.publish(MarkersMoved(a.bus.node_id, "c1", "u1", i, 0))
+        assert a.bus.dropped > 0
+        await b.wait_for(lambda: any(isinstance(f, Resync) for f in b.facts), timeout=30)
+        (resync,) = [f for f in b.facts if isinstance(f, Resync)]
+        assert resync.origin == a.bus.node_id
+        assert b.reconnects == 0 and a.reconnects == 0  # b lost nothing of its own

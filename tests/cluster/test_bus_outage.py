@@ -8,6 +8,10 @@ from pathlib import Path
 
 import trio
 
+from chatnode.cluster.bus import RedisBus
+from chatnode.cluster.facts import Resync
+from chatnode.store import sqlite as sql
+
 from ..redis_server import Redis
 from .in_process import Client, add_user, cluster, create
 
@@ -59,3 +63,25 @@ async def test_after_redis_restarted_empty_users_online_elsewhere_are_shown_onli
         assert a.presence.shown_online(alice) and b.presence.shown_online(bob)
         await bob_a.wait_for(lambda c: [p["online"] for p in c.of("presence")
                                         if p["user_id"] == alice][-1] is True)
+
+
+async def test_a_resync_another_node_announces_brings_what_its_dropped_facts_carried(
+        tmp_path: Path, redis_server: Redis) -> None:
+    """A node whose publish queue overflowed dropped facts with the bus up, so no other node
+    saw an outage: its Resync is the only news. Here the commit is made straight on the shared
+    store, as by a node whose fact was dropped; only the Resync can bring it to bob."""
+    async with cluster(tmp_path, redis_server.url, nodes=1) as (store, (a,), nursery):
+        alice, bob = await add_user(store, "alice"), await add_user(store, "bob")
+        cid = await create(a, alice, [bob], kind="direct")
+        bob_a = await Client(a, bob).open(nursery)
+        await store.write(sql.append_message, cid, alice, "dropped", "text",
+                          "its fact never crossed", None, None, None)
+        await trio.sleep(0.5)
+        assert bob_a.seqs(cid) == []  # nothing on the bus, nothing shown
+        prefix = a.link.bus.channel.removesuffix(":facts")
+        other = RedisBus(redis_server.url, prefix, 60)
+        await nursery.start(other.run)
+        other.publish(Resync(other.node_id))
+        await bob_a.wait_for(lambda c: c.seqs(cid) == [1])
+        assert [m["body"] for m in bob_a.of("message")] == ["its fact never crossed"]
+        await other.leave()
