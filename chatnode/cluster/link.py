@@ -70,7 +70,6 @@ class ClusterLink:
         # late (facts from two nodes crossing) must not undo a newer membership.
         self._record_seq: dict[str, int] = {}
         self._gap_armed: set[str] = set()
-        self._gap_opened: dict[str, float] = {}  # by conversation: when its gap opened
         # Facts about conversations being loaded from the store, replayed once they are known.
         self._learning: dict[str, list[AnyFact]] = {}
         self._resync = trio.Event()
@@ -288,20 +287,20 @@ class ClusterLink:
 
     def _offer(self, message: Message, delivery: Delivery | None) -> None:
         cid = message.conversation_id
-        if self.sequencer.offer(message, delivery):
-            self._gap_opened[cid] = trio.current_time()
-            if cid not in self._gap_armed:
-                self._gap_armed.add(cid)
-                self.nursery.start_soon(self._fill_gap, cid)
+        opened = self.sequencer.offer(message, delivery, trio.current_time())
+        if opened and cid not in self._gap_armed:
+            self._gap_armed.add(cid)
+            self.nursery.start_soon(self._fill_gap, cid)
 
     async def _fill_gap(self, conversation_id: str) -> None:
         """Once the conversation's gap is GAP_DEADLINE_S old, read what is still missing from
         the store. A busy conversation closes and opens gaps all the time (two nodes' sends
-        cross on the bus): each is given its own full deadline, measured from when it opened,
-        so a gap the bus is about to fill is never read from the store."""
+        cross on the bus): each missing seq is given the full deadline, measured from when it
+        was first known to be missing (Sequencer.gap_since), so a gap the bus is about to
+        fill, or the rest of one it has partly filled, is never read from the store early."""
         try:
             while (gap := self.sequencer.gap(conversation_id)) is not None:
-                age = trio.current_time() - self._gap_opened[conversation_id]
+                age = trio.current_time() - self.sequencer.gap_since(conversation_id)
                 if age < GAP_DEADLINE_S:
                     await trio.sleep(GAP_DEADLINE_S - age)
                     continue
@@ -316,7 +315,6 @@ class ClusterLink:
                     await trio.sleep(GAP_DEADLINE_S)
         finally:
             self._gap_armed.discard(conversation_id)
-            self._gap_opened.pop(conversation_id, None)
 
     def _deliver(self, message: Message, delivery: Delivery | None) -> None:
         """The sequencer let the message through: the engine takes it in, the hub fans out."""

@@ -33,7 +33,8 @@ Deliver = Callable[[Message, Extra], None]
 @dataclass(slots=True)
 class _Line:
     applied: int
-    waiting: dict[int, tuple[Message, Extra]] = field(default_factory=dict)
+    # seq -> the message, its extra, and when it arrived (the caller's clock)
+    waiting: dict[int, tuple[Message, Extra, float]] = field(default_factory=dict)
 
 
 class Sequencer:
@@ -54,9 +55,9 @@ class Sequencer:
         line = self._lines.get(conversation_id)
         return 0 if line is None else line.applied
 
-    def offer(self, message: Message, extra: Extra = None) -> bool:
-        """Take a committed message; True when it opened a gap: it waits, and nothing of its
-        conversation waited before (the gap's deadline starts now)."""
+    def offer(self, message: Message, extra: Extra = None, now: float = 0.0) -> bool:
+        """Take a committed message, arrived at `now`; True when it opened a gap: it waits,
+        and nothing of its conversation waited before."""
         line = self._lines.get(message.conversation_id)
         if line is None:
             line = self._lines[message.conversation_id] = _Line(message.seq - 1)
@@ -64,7 +65,7 @@ class Sequencer:
             return False
         if message.seq > line.applied + 1:
             opened = not line.waiting
-            line.waiting.setdefault(message.seq, (message, extra))
+            line.waiting.setdefault(message.seq, (message, extra, now))
             return opened
         self._deliver(message, extra)
         line.applied = message.seq
@@ -76,8 +77,9 @@ class Sequencer:
             entry = line.waiting.pop(line.applied + 1, None)
             if entry is None:
                 return
-            self._deliver(*entry)
-            line.applied = entry[0].seq
+            message, extra, _ = entry
+            self._deliver(message, extra)
+            line.applied = message.seq
 
     def gap(self, conversation_id: str) -> CatchupRange | None:
         """The seqs still missing before the highest one waiting, as a store range."""
@@ -85,6 +87,15 @@ class Sequencer:
         if line is None or not line.waiting:
             return None
         return CatchupRange(conversation_id, line.applied, max(line.waiting))
+
+    def gap_since(self, conversation_id: str) -> float:
+        """Since when the gap's first missing seq has been known to be missing: the arrival of
+        the earliest message still waiting (each waits above it). Once part of a gap is
+        filled, what is left is as old as the messages still waiting, not as the gap was.
+        Meaningful only while `gap` is not None."""
+        line = self._lines.get(conversation_id)
+        waiting = () if line is None else line.waiting.values()
+        return min((arrived for _, _, arrived in waiting), default=0.0)
 
     def behind(self, conversation_id: str, last_seq: int) -> CatchupRange | None:
         """The range between what was applied and the store's `last_seq` (after the bus was
@@ -104,7 +115,7 @@ class Sequencer:
                 continue
             if message.seq != line.applied + 1:
                 continue  # never skip: a later fill brings the rest
-            entry = line.waiting.pop(message.seq, (message, None))
-            self._deliver(*entry)
+            waited = line.waiting.pop(message.seq, None)
+            self._deliver(message, None if waited is None else waited[1])
             line.applied = message.seq
             self._release(line)

@@ -72,6 +72,24 @@ def test_a_message_above_the_next_waits_and_is_released_by_the_missing_one() -> 
     assert recorder.seqs() == [5, 6]
 
 
+def test_what_is_left_of_a_partly_filled_gap_is_as_old_as_the_messages_still_waiting(
+        ) -> None:
+    """4 missing since 5 came at t=0, 6..8 only since 9 came at t=1: once 4 arrives, the gap
+    that is left gets its deadline from t=1, not from when the first gap opened."""
+    recorder = Recorder()
+    recorder.sequencer.start("c1", 3)
+    assert recorder.sequencer.offer(msg(5), now=0.0) is True
+    assert recorder.sequencer.offer(msg(9), now=1.0) is False  # the same gap, grown
+    assert recorder.sequencer.gap_since("c1") == 0.0
+    recorder.sequencer.offer(msg(7), now=2.0)
+    recorder.sequencer.offer(msg(4), now=3.0)
+    assert recorder.seqs() == [4, 5]
+    assert recorder.sequencer.gap_since("c1") == 1.0
+    recorder.sequencer.fill([msg(6)])
+    assert recorder.seqs() == [4, 5, 6, 7]
+    assert recorder.sequencer.gap_since("c1") == 1.0  # 8 has been missing since 9 came
+
+
 def test_a_message_at_or_below_what_was_applied_is_a_duplicate() -> None:
     recorder = Recorder()
     recorder.sequencer.start("c1", 3)
