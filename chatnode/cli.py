@@ -307,6 +307,20 @@ def _user_admin(config_file: str | None, data_dir: str | None) -> Iterator[UserA
         raise click.ClickException(str(exc)) from None
 
 
+def _found(found: bool, username: str) -> None:
+    if not found:
+        raise click.ClickException(f"no user named {username!r}")
+
+
+def _password(given: str | None, from_stdin: bool, prompt: str) -> str:
+    """--password, the first line of standard input, or typed twice at a prompt."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if given is None:
+        return str(click.prompt(prompt, hide_input=True, confirmation_prompt=True))
+    return given
+
+
 @user.command("add")
 @click.argument("username")
 @click.option("--password", help="The password (or use --password-stdin).")
@@ -320,10 +334,7 @@ def user_add(username: str, password: str | None, password_stdin: bool,
              display_name: str | None, admin: bool, config_file: str | None,
              data_dir: str | None) -> None:
     """Create an account."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    if password is None:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _password(password, password_stdin, "Password")
     try:
         request = msgspec.convert({"username": username, "password": password,
                                    "display_name": display_name}, RegisterRequest)
@@ -363,9 +374,7 @@ def user_disable(username: str, config_file: str | None, data_dir: str | None) -
     """Disable an account: it can no longer log in, its tokens stop working, and a running
     node closes its live sessions within a second or two."""
     with _user_admin(config_file, data_dir) as admin:
-        found = admin.set_user_disabled(username, True)
-    if not found:
-        raise click.ClickException(f"no user named {username!r}")
+        _found(admin.set_user_disabled(username, True), username)
     click.echo(f"disabled {username}")
 
 
@@ -376,9 +385,7 @@ def user_disable(username: str, config_file: str | None, data_dir: str | None) -
 def user_enable(username: str, config_file: str | None, data_dir: str | None) -> None:
     """Enable a disabled account again: it can log in, and its devices' tokens work again."""
     with _user_admin(config_file, data_dir) as admin:
-        found = admin.set_user_disabled(username, False)
-    if not found:
-        raise click.ClickException(f"no user named {username!r}")
+        _found(admin.set_user_disabled(username, False), username)
     click.echo(f"enabled {username}")
 
 
@@ -392,10 +399,7 @@ def user_password(username: str, password: str | None, password_stdin: bool,
                   config_file: str | None, data_dir: str | None) -> None:
     """Give an account a new password (when its owner forgot theirs, or lost a phone): every
     device it is logged in on is logged out, and a running node closes their sessions."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    if password is None:
-        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    password = _password(password, password_stdin, "New password")
     try:
         msgspec.convert(password, Password)  # registration's rules
     except msgspec.ValidationError as exc:
@@ -416,9 +420,7 @@ def user_password(username: str, password: str | None, password_stdin: bool,
 def user_role(username: str, role: Role, config_file: str | None, data_dir: str | None) -> None:
     """Make an account an admin of the node, or an ordinary user again."""
     with _user_admin(config_file, data_dir) as admin:
-        found = admin.set_user_role(username, role)
-    if not found:
-        raise click.ClickException(f"no user named {username!r}")
+        _found(admin.set_user_role(username, role), username)
     click.echo(f"{username} is now {'an admin' if role == 'admin' else 'a user'}")
 
 

@@ -12,7 +12,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -198,16 +198,23 @@ def user_by_id(conn: sqlite3.Connection, user_id: str) -> UserRecord | None:
     ).fetchone())
 
 
+# Ids bound in one `IN (...)`, well under SQLite's limit on a statement's variables.
+IN_CHUNK = 500
+
+
+def _rows_in(conn: sqlite3.Connection, query: str, ids: Iterable[str]) -> Iterator[Any]:
+    """The rows of `query` for every id, run a chunk of ids at a time; `{marks}` in the query
+    stands for the chunk's placeholders."""
+    listed = list(ids)
+    for start in range(0, len(listed), IN_CHUNK):
+        chunk = listed[start:start + IN_CHUNK]
+        yield from conn.execute(query.format(marks=",".join("?" * len(chunk))), chunk)
+
+
 def existing_user_ids(conn: sqlite3.Connection, user_ids: Iterable[str]) -> set[str]:
     """The ids among `user_ids` that name an enabled user."""
-    ids = list(user_ids)
-    found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        found.update(row[0] for row in conn.execute(
-            f"SELECT user_id FROM users WHERE disabled = 0 AND user_id IN ({marks})", chunk))
-    return found
+    return {row[0] for row in _rows_in(
+        conn, "SELECT user_id FROM users WHERE disabled = 0 AND user_id IN ({marks})", user_ids)}
 
 
 def list_users(conn: sqlite3.Connection) -> list[UserRecord]:
@@ -348,16 +355,10 @@ def accounts_changed(conn: sqlite3.Connection) -> int:
 def working_devices(conn: sqlite3.Connection, device_ids: Iterable[str]) -> set[str]:
     """The ids among `device_ids` whose tokens still work: not logged out, of an enabled
     account."""
-    ids = list(device_ids)
-    found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        found.update(row[0] for row in conn.execute(
-            "SELECT d.device_id FROM devices AS d JOIN users AS u USING (user_id)"
-            f" WHERE d.device_id IN ({marks}) AND d.revoked_at IS NULL AND u.disabled = 0",
-            chunk))
-    return found
+    return {row[0] for row in _rows_in(
+        conn, "SELECT d.device_id FROM devices AS d JOIN users AS u USING (user_id)"
+        " WHERE d.device_id IN ({marks}) AND d.revoked_at IS NULL AND u.disabled = 0",
+        device_ids)}
 
 
 # --- profiles --------------------------------------------------------------------------------
@@ -542,16 +543,12 @@ def set_push_preview(conn: sqlite3.Connection, user_id: str, preview: str) -> No
 
 
 def users_info(conn: sqlite3.Connection, user_ids: Iterable[str]) -> dict[str, UserRecord]:
-    ids = list(user_ids)
     result: dict[str, UserRecord] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
-                f"SELECT {_USER_COLUMNS} FROM users WHERE user_id IN ({marks})", chunk):
-            user = _user(row)
-            assert user is not None
-            result[user.user_id] = user
+    for row in _rows_in(conn, f"SELECT {_USER_COLUMNS} FROM users WHERE user_id IN ({{marks}})",
+                        user_ids):
+        user = _user(row)
+        assert user is not None
+        result[user.user_id] = user
     return result
 
 
@@ -899,8 +896,8 @@ def events_targeting(conn: sqlite3.Connection, conversation_id: str, seqs: list[
                      kinds: tuple[str, ...]) -> list[Message]:
     """Events of these kinds that target any of `seqs`, in seq order (the target index)."""
     found: list[Message] = []
-    for start in range(0, len(seqs), 500):
-        chunk = seqs[start:start + 500]
+    for start in range(0, len(seqs), IN_CHUNK):
+        chunk = seqs[start:start + IN_CHUNK]
         found += [_message(row) for row in conn.execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND target IN"
             f" ({','.join('?' * len(chunk))}) AND kind IN ({','.join('?' * len(kinds))})",
