@@ -11,17 +11,21 @@ them, and search asks the store, not the node's in-memory state, so the node nee
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import time
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import trio
 
 from ..store import search as search_index
 from ..store import sqlite as sql
+from ..store.errors import cluster_module
 from . import prepare
 from .node import NodeUnderTest
 from .stats import Checks, latency_ms
@@ -77,12 +81,21 @@ async def search(node: NodeUnderTest, o: Any, checks: Checks) -> dict[str, Any]:
                 "members": [m["user_id"] for m in members[1:]]},
                 headers={"Authorization": f"Bearer {members[0]['token']}"})
             ids.append(answer.json()["conversation_id"])
-    path = Path(node.data_dir.name) / sql.DB_FILE
     rare = [f"{rng.choice(COMMON)[:3]}{index:x}q" for index in range(20_000)]
+    messages = planned_messages(ids, plan, o.messages, rare)
+    # The node's store: its data directory's SQLite file, or the PostgreSQL database that
+    # CHATNODE_STORE_URL names (the node under test inherits the environment).
+    store_url = os.environ.get("CHATNODE_STORE_URL")
     started = time.perf_counter()
-    needles = await trio.to_thread.run_sync(write_messages, path, ids, plan, o.messages, rare)
-    prepare_s = time.perf_counter() - started
-    index, total = await trio.to_thread.run_sync(sizes, path)
+    if store_url:
+        needles = await trio.to_thread.run_sync(write_messages_pg, store_url, messages)
+        prepare_s = time.perf_counter() - started
+        index, total = await trio.to_thread.run_sync(sizes_pg, store_url)
+    else:
+        path = Path(node.data_dir.name) / sql.DB_FILE
+        needles = await trio.to_thread.run_sync(write_messages, path, messages)
+        prepare_s = time.perf_counter() - started
+        index, total = await trio.to_thread.run_sync(sizes, path)
 
     member_of = {u["user_id"]: set() for u in users}
     for cid, members in zip(ids, plan, strict=True):
@@ -122,31 +135,47 @@ async def search(node: NodeUnderTest, o: Any, checks: Checks) -> dict[str, Any]:
     }
 
 
-def write_messages(path: Path, ids: list[str], plan: list[list[dict[str, Any]]], count: int,
-                   rare: list[str]) -> dict[str, tuple[str, int]]:
-    """`count` messages in transactions of CHUNK, busy conversations more than quiet ones;
-    every 10,000th holds a unique needle word. Returns needle -> (conversation_id, seq)."""
+def chunks(items: Iterator[Planned], size: int) -> Iterator[list[Planned]]:
+    while chunk := list(islice(items, size)):
+        yield chunk
+
+
+class Planned(NamedTuple):
+    number: int
+    conversation_id: str
+    sender_id: str
+    text: str
+    needle: str | None
+
+
+def planned_messages(ids: list[str], plan: list[list[dict[str, Any]]], count: int,
+                     rare: list[str]) -> Iterator[Planned]:
+    """`count` messages, busy conversations more than quiet ones; every 10,000th holds a
+    unique needle word. The same seed gives the same messages whichever store they go to."""
     rng = random.Random(11)
     weights = [1 / (rank + 1) for rank in range(len(ids))]
     rng.shuffle(weights)
+    for number in range(count):
+        slot = rng.choices(range(len(ids)), weights)[0]
+        sender = rng.choice(plan[slot])["user_id"]
+        text = message_text(rng, rare)
+        needle = f"needle{number:x}z" if number % 10_000 == 0 else None
+        yield Planned(number, ids[slot], sender, f"{text} {needle}" if needle else text, needle)
+
+
+def write_messages(path: Path, messages: Iterator[Planned]) -> dict[str, tuple[str, int]]:
+    """Into the SQLite store, in transactions of CHUNK. Returns needle -> (conversation, seq)."""
     conn = sql.connect(path, durability="normal")
     needles: dict[str, tuple[str, int]] = {}
     try:
-        written = 0
-        while written < count:
+        for chunk in chunks(messages, CHUNK):
             conn.execute("BEGIN IMMEDIATE")
-            for _ in range(min(CHUNK, count - written)):
-                slot = rng.choices(range(len(ids)), weights)[0]
-                sender = rng.choice(plan[slot])["user_id"]
-                text = message_text(rng, rare)
-                needle = f"needle{written:x}z" if written % 10_000 == 0 else None
-                if needle:
-                    text = f"{text} {needle}"
-                message, _ = sql.append_message(conn, ids[slot], sender, f"bench{written}",
-                                                "text", text, None, None, None)
-                if needle:
-                    needles[needle] = (ids[slot], message.seq)
-                written += 1
+            for m in chunk:
+                message, _ = sql.append_message(conn, m.conversation_id, m.sender_id,
+                                                f"bench{m.number}", "text", m.text, None, None,
+                                                None)
+                if m.needle:
+                    needles[m.needle] = (m.conversation_id, message.seq)
             conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
@@ -161,6 +190,40 @@ def sizes(path: Path) -> tuple[int, int]:
         (page_count,) = conn.execute("PRAGMA page_count").fetchone()
         (page_size,) = conn.execute("PRAGMA page_size").fetchone()
         return search_index.index_bytes(conn), page_count * page_size
+    finally:
+        conn.close()
+
+
+def write_messages_pg(url: str, messages: Iterator[Planned]) -> dict[str, tuple[str, int]]:
+    """Into the node's PostgreSQL store with the same statements the node runs (pg_ops), in
+    transactions of CHUNK."""
+    postgres = cluster_module("postgres")
+    pg_ops = cluster_module("pg_ops")
+    conn = postgres.connect(url)
+    needles: dict[str, tuple[str, int]] = {}
+    try:
+        for chunk in chunks(messages, CHUNK):
+            with conn.transaction():
+                for m in chunk:
+                    message, _ = pg_ops.append_message(
+                        conn, m.conversation_id, m.sender_id, f"bench{m.number}", "text",
+                        m.text, None, None, None)
+                    if m.needle:
+                        needles[m.needle] = (m.conversation_id, message.seq)
+        conn.execute("VACUUM ANALYZE")  # as autovacuum would soon after such a load
+    finally:
+        conn.close()
+    return needles
+
+
+def sizes_pg(url: str) -> tuple[int, int]:
+    """(the index's bytes, the whole database's bytes)."""
+    postgres = cluster_module("postgres")
+    pg_search = cluster_module("pg_search")
+    conn = postgres.connect(url)
+    try:
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        return pg_search.index_bytes(conn), int(row[0])
     finally:
         conn.close()
 
