@@ -76,8 +76,10 @@ def first_run_meets(me: threading.Event, other: threading.Event) -> Callable[[An
     def meet(conn: Any) -> None:
         if me.is_set():
             return
+        with conn.pipeline():  # leaving it waits until what the batch sent so far has run,
+            pass               # so its first write really holds its lock before we meet
         me.set()
-        for _ in range(250):
+        for _ in range(500):
             if other.is_set() or lock_waiters(conn):
                 return
             threading.Event().wait(0.02)
