@@ -4,6 +4,8 @@ must hold there as it does on HTTP/1.1 (web/early_answer.py, web/hypercorn_fixes
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 
 from ..conftest import Node, new_user
@@ -28,4 +30,25 @@ async def test_body_data_after_an_early_http2_answer_leaves_the_node_running(
         me = await client.get("/api/v1/me", headers={"authorization": f"Bearer {user.token}"})
         assert me.status_code == 200 and me.json()["user_id"] == user.user_id
     assert node.process is not None and node.process.poll() is None
+    await user.rest.aclose()
+
+
+async def test_an_early_http2_answer_to_a_body_without_length_keeps_the_connection(
+        node: Node) -> None:
+    """An HTTP/2 body needs no Content-Length. Taken for an empty one, its data was not drained
+    behind a non-admin's 403: hypercorn's queue for the app filled, and the connection, every
+    request on it included, hung for good."""
+    user = await new_user(node, "h2")
+    auth = {"authorization": f"Bearer {user.token}"}
+
+    async def body_in_small_frames() -> AsyncIterator[bytes]:
+        for _ in range(300):  # far more frames than hypercorn queues for the app (10)
+            yield b" " * 10
+
+    async with http2_client(node) as client:
+        for _ in range(3):
+            refused = await client.post(INVITES, content=body_in_small_frames(), headers=auth)
+            assert (refused.http_version, refused.status_code) == ("HTTP/2", 403)
+            me = await client.get("/api/v1/me", headers=auth)
+            assert me.status_code == 200 and me.json()["user_id"] == user.user_id
     await user.rest.aclose()
