@@ -1,4 +1,5 @@
-"""Three ways hostile clients hold memory or a connection in hypercorn (0.18), closed here.
+"""Four ways hostile clients hold memory or a connection, or stop the node, in hypercorn (0.18),
+closed here.
 
 1. A WebSocket message over hypercorn's hard limit: hypercorn answers a message over
 `websocket_max_message_size` with close 1009 but keeps appending the rest of it to its buffer
@@ -18,6 +19,13 @@ hypercorn queues at most 10 messages for the app, and once the app has returned 
 tasks and 10 queued messages stay for good. `install()` wraps hypercorn's app runner so that
 this last step drops whatever is queued meanwhile. (web/early_answer.py does the same for an
 HTTP answer given before the body was read, where the app has not returned yet.)
+
+4. HTTP/2 body data for a stream whose answer is complete (h2c prior knowledge works on the
+plain port): hypercorn forgets the stream once the app has answered, then looks it up for the
+client's next DATA frame and raises KeyError (pgjones/hypercorn#329, not fixed in 0.18). Under
+the trio worker that error ends the whole server: one POST answered early (a bad token's 401)
+stopped the node. `install()` drops such data, acknowledging it so the connection's flow-control
+window does not shrink for the other streams.
 """
 
 from __future__ import annotations
@@ -26,7 +34,9 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import h2.events
 import trio
+from hypercorn.protocol import h2 as h2_protocol
 from hypercorn.protocol import ws_stream
 from hypercorn.protocol.events import StreamClosed
 from hypercorn.trio import task_group
@@ -109,6 +119,21 @@ async def _run_app_then_end_without_waiting(app: Any, config: Any, scope: Any,
     await _run_app(app, config, scope, receive, send_and_drain_at_the_end, *args)
 
 
+_handle_h2_events = h2_protocol.H2Protocol._handle_events
+
+
+async def _handle_h2_events_of_live_streams(self: h2_protocol.H2Protocol,
+                                            events: list[h2.events.Event]) -> None:
+    # One event at a time: handling one may close a stream that a later one names.
+    for event in events:
+        if isinstance(event, h2.events.DataReceived) and event.stream_id not in self.streams:
+            self.connection.acknowledge_received_data(event.flow_controlled_length,
+                                                      event.stream_id)
+            continue
+        await _handle_h2_events(self, [event])
+    await self._flush()  # the acknowledgements of data dropped last
+
+
 def install(max_message_bytes: int) -> None:
     """Idempotent; called before hypercorn serves, with its websocket_max_message_size."""
     BoundedPerMessageDeflate.max_message_bytes = max_message_bytes
@@ -116,3 +141,4 @@ def install(max_message_bytes: int) -> None:
     task_group._handle = _run_app_then_end_without_waiting  # type: ignore[assignment]
     ws_stream.WebsocketBuffer = BoundedWebsocketBuffer  # type: ignore[misc]
     ws_stream.WSStream._handle_events = _handle_events_then_close_on_overflow  # type: ignore[method-assign]
+    h2_protocol.H2Protocol._handle_events = _handle_h2_events_of_live_streams  # type: ignore[method-assign]
