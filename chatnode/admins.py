@@ -99,8 +99,8 @@ class Admins:
                              reset: PasswordReset) -> PasswordChanged:
         """For someone who forgot their password (or lost a phone): every device of the account
         is logged out, its live sessions closed here and on every other node. An admin's own
-        password needs the current one (POST /api/v1/me/password), so a stolen admin token
-        cannot take the account over for good."""
+        password goes through POST /api/v1/me/password, which needs the current one, as for
+        everyone: a token alone (a laptop left open) never sets its own account's password."""
         if user_id == admin.user_id:
             raise ChatError(ErrorCode.CONFLICT, "an admin changes their own password with"
                             " POST /api/v1/me/password (it needs the current one)")
