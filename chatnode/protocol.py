@@ -462,13 +462,29 @@ class UserUpdate(Struct, forbid_unknown_fields=True):
 
 
 class AccountInfo(Struct):
-    """An account as an admin sees it."""
+    """An account as an admin sees it. `last_seen`: when its last session ended (the current
+    time while one is live), null if it never connected."""
 
     user_id: str
     username: str
     display_name: str
     role: str
     disabled: bool
+    created_at: int
+    last_seen: int | None
+
+
+class AccountList(Struct):
+    """GET /api/v1/users: every account of the node, by username (admins only)."""
+
+    users: list[AccountInfo]
+
+
+class PasswordReset(Struct, forbid_unknown_fields=True):
+    """An admin gives someone else's account a new password (registration's rules); every
+    device of that account is logged out."""
+
+    new_password: Password
 
 
 class MeUpdate(Struct, forbid_unknown_fields=True):
@@ -620,6 +636,7 @@ REST_BODIES = (
     ErrorResponse, Me, MeUpdate, WebPushTarget, UnifiedPushTarget, NtfyTarget, PushTargetInfo,
     PushKey, PasswordChange, PasswordChanged, DeviceInfo, DeviceList, SearchPage,
     InviteRequest, InviteCreated, InviteInfo, InviteList, UserUpdate, AccountInfo,
+    AccountList, PasswordReset,
 )
 
 

@@ -86,7 +86,9 @@ class SqliteUserAdmin:
     def reset_password(self, username: str, password_hash: str) -> list[str] | None:
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
-            return sql.reset_password(self._conn, username, password_hash)
+            user = sql.user_by_name(self._conn, username)
+            return None if user is None else sql.reset_password(self._conn, user.user_id,
+                                                                password_hash)
 
     def add_invite(self, token_hash: bytes, max_uses: int, makes_admin: bool,
                    expires_at: int) -> str:

@@ -218,16 +218,16 @@ def set_user_disabled(conn: Connection, username: str, disabled: bool) -> bool:
     return found
 
 
-def reset_password(conn: Connection, username: str, password_hash: str) -> list[str] | None:
+def reset_password(conn: Connection, user_id: str, password_hash: str) -> list[str] | None:
     """As sqlite.reset_password: a new password and every device logged out; None if there is
     no such user, else the ids of the devices logged out."""
-    row = conn.execute("UPDATE users SET password_hash = %s WHERE username = %s"
-                       " RETURNING user_id", (password_hash, username.lower())).fetchone()
+    row = conn.execute("UPDATE users SET password_hash = %s WHERE user_id = %s"
+                       " RETURNING user_id", (password_hash, user_id)).fetchone()
     if row is None:
         return None
     devices = sorted(r[0] for r in conn.execute(
         "UPDATE devices SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL"
-        " RETURNING device_id", (now_ms(), row[0])))
+        " RETURNING device_id", (now_ms(), user_id)))
     conn.execute("DELETE FROM push_targets WHERE device_id = ANY(%s::text[])", (devices,))
     note_accounts_changed(conn)
     return devices
@@ -334,7 +334,9 @@ class PostgresUserAdmin:
 
     def reset_password(self, username: str, password_hash: str) -> list[str] | None:
         with self._failures(), self._conn.transaction():
-            return reset_password(self._conn, username, password_hash)
+            row = self._conn.execute(
+                "SELECT user_id FROM users WHERE username = %s", (username.lower(),)).fetchone()
+            return None if row is None else reset_password(self._conn, row[0], password_hash)
 
     def add_invite(self, token_hash: bytes, max_uses: int, makes_admin: bool,
                    expires_at: int) -> str:

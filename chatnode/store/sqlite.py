@@ -317,19 +317,19 @@ def change_password(conn: sqlite3.Connection, user_id: str, password_hash: str,
     return others
 
 
-def reset_password(conn: sqlite3.Connection, username: str, password_hash: str
+def reset_password(conn: sqlite3.Connection, user_id: str, password_hash: str
                    ) -> list[str] | None:
-    """The admin's reset (`chatnode user password`): a new password, and every device of the
-    account logged out, so a lost phone's session ends too. None if there is no such user,
-    else the ids of the devices logged out."""
-    user = user_by_name(conn, username)
-    if user is None:
+    """An admin's reset (the admin page's, and `chatnode user password`): a new password, and
+    every device of the account logged out, so a lost phone's session ends too. None if there
+    is no such user, else the ids of the devices logged out. Counted for account_watch: a
+    node that did not make the change (the CLI's, another node's) closes its sessions too."""
+    cursor = conn.execute("UPDATE users SET password_hash = ? WHERE user_id = ?",
+                          (password_hash, user_id))
+    if cursor.rowcount != 1:
         return None
-    conn.execute("UPDATE users SET password_hash = ? WHERE user_id = ?",
-                 (password_hash, user.user_id))
     devices = [row[0] for row in conn.execute(
         "SELECT device_id FROM devices WHERE user_id = ? AND revoked_at IS NULL"
-        " ORDER BY device_id", (user.user_id,))]
+        " ORDER BY device_id", (user_id,))]
     for device_id in devices:
         revoke_device(conn, device_id)
     note_accounts_changed(conn)

@@ -1,6 +1,7 @@
-"""REST routes of the node's admins (additions to PROTOCOL.md): invites, and other people's
-accounts. Each one checks the caller's token, then that the caller is an admin (else 403
-`forbidden`), before reading anything else."""
+"""REST routes of the node's admins (additions to PROTOCOL.md): invites, and the node's
+accounts (list, disable or enable, role, a new password). Each one checks the caller's
+token, then that the caller is an admin (else 403 `forbidden`), before reading anything
+else."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..admins import Admins
-from ..protocol import EmptyResponse, InviteRequest, UserUpdate
+from ..protocol import EmptyResponse, InviteRequest, PasswordReset, UserUpdate
 from ..store import UserRecord
 from .responses import json_response
 
@@ -29,7 +30,10 @@ class AdminApi:
             Route(f"{v1}/invites", self.create_invite, methods=["POST"]),
             Route(f"{v1}/invites", self.list_invites, methods=["GET"]),
             Route(f"{v1}/invites/{{invite_id}}", self.revoke_invite, methods=["DELETE"]),
+            Route(f"{v1}/users", self.list_users, methods=["GET"]),
             Route(f"{v1}/users/by-id/{{user_id}}", self.update_user, methods=["PATCH"]),
+            Route(f"{v1}/users/by-id/{{user_id}}/password", self.reset_password,
+                  methods=["POST"]),
         ]
 
     @property
@@ -55,8 +59,18 @@ class AdminApi:
         await self.admins.revoke_invite(admin, request.path_params["invite_id"])
         return json_response(EmptyResponse())
 
+    async def list_users(self, request: Request) -> Response:
+        await self._admin(request)
+        return json_response(await self.admins.list_users(self.api.service.presence.shown_online))
+
     async def update_user(self, request: Request) -> Response:
         admin = await self._admin(request)
         body: UserUpdate = await self.api._body(request, UserUpdate)
+        return json_response(await self.admins.update_user(
+            admin, request.path_params["user_id"], body, self.api.service.presence.shown_online))
+
+    async def reset_password(self, request: Request) -> Response:
+        admin = await self._admin(request)
+        body: PasswordReset = await self.api._body(request, PasswordReset)
         return json_response(
-            await self.admins.update_user(admin, request.path_params["user_id"], body))
+            await self.admins.reset_password(admin, request.path_params["user_id"], body))

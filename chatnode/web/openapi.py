@@ -18,6 +18,7 @@ import msgspec
 from ..protocol import (
     HTTP_STATUS,
     AccountInfo,
+    AccountList,
     AddMemberRequest,
     AuthResponse,
     ConversationInfo,
@@ -40,6 +41,7 @@ from ..protocol import (
     NtfyTarget,
     PasswordChange,
     PasswordChanged,
+    PasswordReset,
     PushKey,
     PushTargetInfo,
     RegisterRequest,
@@ -179,6 +181,20 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("DELETE", f"{V1}/invites/{{invite_id}}"): Operation(
         "Revoke an invite (admins): it can no longer be used", {200: EmptyResponse},
         (*_AUTH, 403, 404, *_WRITES), description="404 when there is no such invite."),
+    ("GET", f"{V1}/users"): Operation(
+        "Every account of the node, by username (admins)", {200: AccountList}, (*_AUTH, 403),
+        description="Disabled accounts too. `last_seen` is when the account's last session"
+                    " ended, the current time while one is live, null if it never connected."),
+    ("POST", f"{V1}/users/by-id/{{user_id}}/password"): Operation(
+        "Give an account a new password and log out all its devices (admins)",
+        {200: PasswordChanged}, (*_AUTH, *_JSON_BODY, 403, 404, 409, *_WRITES),
+        body=PasswordReset,
+        description="For someone who forgot theirs: `new_password` follows registration's"
+                    " rules (8 to 1024 characters). Every device of the account is logged out:"
+                    " its token stops working and its live sessions are closed with 4001, on"
+                    " every node. 404 for an unknown user; 409 for the admin's own account"
+                    " (POST /api/v1/me/password, with the current password). A refusal"
+                    " changes nothing."),
     ("PATCH", f"{V1}/users/by-id/{{user_id}}"): Operation(
         "Disable or enable an account, or change its role (admins)", {200: AccountInfo},
         (*_AUTH, *_JSON_BODY, 403, 404, 409, *_WRITES), body=UserUpdate,
@@ -305,7 +321,8 @@ _ERROR_TEXT = {
          " used) or `registration_closed`.",
     404: "`not_found`: no such user, media, member or invite.",
     409: "`conflict`: the username is taken, the member is already there, the change would"
-         " leave a group without an admin, or an admin would disable or demote themselves.",
+         " leave a group without an admin, or an admin would disable or demote themselves or"
+         " reset their own password.",
     408: "`invalid`: the request body stopped arriving (`body_timeout_s`); the connection is"
          " closed.",
     413: "`too_large`: over a configured limit (request body, message body, upload, group).",

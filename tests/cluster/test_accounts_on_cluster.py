@@ -1,7 +1,7 @@
 """Issue 10's accounts on a real two-node cluster (PostgreSQL + Redis): registration by invite,
 races for one invite and one username through both nodes, a password change, and the account
 changes that must reach a user's sessions on the other node: a device logged out, a profile
-changed, an account disabled."""
+changed, a password reset by an admin, an account disabled."""
 
 from __future__ import annotations
 
@@ -134,15 +134,27 @@ async def test_invites_and_account_changes_hold_across_two_nodes(
             assert status == 401
             await (await logged_in(one, winner, "a new long password 42")).aclose()
 
+            # An admin gives cleo a new password through node one: every device of hers is
+            # logged out (registration's and node two's), her session on node two closes
+            # with 4001, and only the new password logs in.
+            cleo_id = (await cleo.request("GET", "/api/v1/me"))["user_id"]
+            reset = await admin.request("POST", f"/api/v1/users/by-id/{cleo_id}/password",
+                                        {"new_password": "cleo's new password"})
+            assert reset == {"devices_logged_out": 2}
+            assert await close_code(cleo_live) == 4001
+            assert await token_status(two.url, cleo.token or "") == 401
+            cleo_again = await logged_in(two, "cleo", "cleo's new password")
+
             # An admin disables the account through node one: the session is node one's,
             # and cleo's account on node two is disabled too: both close with 4001.
             await admin.request("PATCH", f"/api/v1/users/by-id/{me['user_id']}",
                                 {"disabled": True})
             assert await close_code(phone_live) == 4001
-            cleo_id = (await cleo.request("GET", "/api/v1/me"))["user_id"]
-            await admin.request("PATCH", f"/api/v1/users/by-id/{cleo_id}", {"disabled": True})
-            assert await close_code(cleo_live) == 4001
-        for rest in (admin, phone, laptop, cleo):
+            async with session(two, cleo_again) as cleo_live:
+                await admin.request("PATCH", f"/api/v1/users/by-id/{cleo_id}",
+                                    {"disabled": True})
+                assert await close_code(cleo_live) == 4001
+        for rest in (admin, phone, laptop, cleo, cleo_again):
             await rest.aclose()
 
 

@@ -160,6 +160,11 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", f"{V1}/invites"): AdminOnly(PLAIN),
     ("DELETE", f"{V1}/invites/{{invite_id}}"): AdminOnly(
         lambda w, a: [Attempt({"invite_id": "i_0123456789abcdef"})]),
+    ("GET", f"{V1}/users"): AdminOnly(PLAIN),
+    # Alice's own token reads the snapshot: a reset that got through would log it out.
+    ("POST", f"{V1}/users/by-id/{{user_id}}/password"): AdminOnly(
+        lambda w, a: [Attempt({"user_id": w.alice.user_id}, {"new_password": "taken over"}),
+                      Attempt({"user_id": a.user_id}, {"new_password": "taken over"})]),
     ("PATCH", f"{V1}/users/by-id/{{user_id}}"): AdminOnly(
         lambda w, a: [Attempt({"user_id": a.user_id}, {"role": "admin"}),
                       Attempt({"user_id": w.alice.user_id}, {"disabled": True})]),

@@ -110,8 +110,13 @@ export class Api {
   revokeInvite(inviteId) {
     return this.request('DELETE', `/invites/${encodeURIComponent(inviteId)}`);
   }
+  users() { return this.request('GET', '/users'); }
   updateUser(userId, change) {
     return this.request('PATCH', `/users/by-id/${encodeURIComponent(userId)}`, { json: change });
+  }
+  resetPassword(userId, newPassword) {
+    return this.request('POST', `/users/by-id/${encodeURIComponent(userId)}/password`,
+      { json: { new_password: newPassword } });
   }
 
   media(mediaId) { return this.request('GET', `/media/${mediaId}`, { blob: true }); }

@@ -3,6 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { html } from './html.js';
 import { lastSeen } from '../format.js';
 import { Avatar } from './avatar.js';
+import { Outcome, useAction } from './actions.js';
 
 export function AccountSettings({ state }) {
   const [passwordChanges, setPasswordChanges] = useState(0); // the device list follows them
@@ -10,33 +11,6 @@ export function AccountSettings({ state }) {
     <${ProfileSettings} state=${state} />
     <${PasswordSettings} state=${state} changed=${() => setPasswordChanges((n) => n + 1)} />
     <${DeviceSettings} state=${state} reload=${passwordChanges} />`;
-}
-
-// One form's busy flag, its error and its success line.
-function useAction() {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
-  const [done, setDone] = useState(null);
-  async function run(action, doneText) {
-    setBusy(true);
-    setError(null);
-    setDone(null);
-    try {
-      await action();
-      setDone(doneText);
-    } catch (err) {
-      setError(err.message);
-    } finally {
-      setBusy(false);
-    }
-  }
-  return { busy, error, done, run };
-}
-
-function Outcome({ error, done, testid }) {
-  return html`
-    ${error && html`<p class="error" role="alert">${error}</p>`}
-    ${done && html`<p class="done" role="status" data-testid=${testid}>${done}</p>`}`;
 }
 
 function ProfileSettings({ state }) {

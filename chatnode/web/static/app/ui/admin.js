@@ -1,7 +1,9 @@
 // An admin's part of the settings: invites (make one and copy its link, see them all, revoke
-// one) and disabling an account. The node refuses all of it to anyone but an admin.
+// one) and the node's accounts (admin_accounts.js). The node refuses all of it to anyone but
+// an admin.
 import { useEffect, useState } from 'preact/hooks';
 import { html } from './html.js';
+import { AccountsAdmin } from './admin_accounts.js';
 
 const EXPIRIES = [['30m', '30 minutes'], ['12h', '12 hours'], ['1d', '1 day'], ['7d', '7 days'],
   ['30d', '30 days']];
@@ -24,7 +26,7 @@ export function AdminSettings({ state }) {
       ${error && html`<p class="error" role="alert">${error}</p>`}
       <${InviteList} state=${state} invites=${invites} changed=${reload} />
     </section>
-    <${DisableAccount} state=${state} />`;
+    <${AccountsAdmin} state=${state} />`;
 }
 
 function NewInvite({ state, created }) {
@@ -110,35 +112,4 @@ function describe(invite) {
   const state = invite.state === 'active' ? `expires ${when}` : invite.state;
   return `${invite.uses_left} of ${invite.max_uses} left, ${state}`
     + `${invite.admin ? ', makes admins' : ''}${invite.created_by ? `, by ${invite.created_by}` : ''}`;
-}
-
-function DisableAccount({ state }) {
-  const [username, setUsername] = useState('');
-  const [result, setResult] = useState(null);
-  const [error, setError] = useState(null);
-  async function submit(event) {
-    event.preventDefault();
-    setError(null);
-    setResult(null);
-    try {
-      const user = await state.api.userByName(username.trim());
-      await state.api.updateUser(user.user_id, { disabled: true });
-      setResult(`${user.username} is disabled: they are logged out and cannot log in.`);
-      setUsername('');
-    } catch (err) {
-      setError(err.code === 'not_found' ? 'No active user with that name.' : err.message);
-    }
-  }
-  return html`
-    <section class="admin" aria-labelledby="disable-heading">
-      <h2 id="disable-heading">Disable an account</h2>
-      <form class="inline-form" onSubmit=${submit} aria-label="Disable an account">
-        <label for="disable-username">Username</label>
-        <input id="disable-username" data-testid="disable-username" required
-          autocapitalize="none" value=${username} onInput=${(e) => setUsername(e.target.value)} />
-        <button type="submit" class="danger" data-testid="disable-submit">Disable</button>
-        ${error && html`<p class="error" role="alert">${error}</p>`}
-        ${result && html`<p role="status" data-testid="disable-result">${result}</p>`}
-      </form>
-    </section>`;
 }

@@ -9,6 +9,7 @@ import { Avatar } from './avatar.js';
 import { AccountSettings } from './account.js';
 import { Search } from './search.js';
 import { AdminSettings } from './admin.js';
+import { useSubmit } from './actions.js';
 
 const CONNECTION_TEXT = { online: 'Online', connecting: 'Connecting…', offline: 'Offline' };
 
@@ -70,29 +71,13 @@ function ConversationItem({ state, c }) {
     </li>`;
 }
 
-function useSubmit(action, done) {
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-  async function submit(event) {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await action();
-      done();
-    } catch (err) {
-      setError(err.code === 'not_found' ? 'No user with that name.' : err.message);
-    } finally {
-      setBusy(false);
-    }
-  }
-  return { error, busy, submit };
-}
+// People type names: a name nobody has is said as such.
+const noSuchUser = (err) => (err.code === 'not_found' ? 'No user with that name.' : err.message);
 
 function NewChat({ state, done }) {
   const [username, setUsername] = useState('');
   const { error, busy, submit } = useSubmit(
-    async () => state.open(await state.startDirect(username)), done);
+    async () => state.open(await state.startDirect(username)), done, noSuchUser);
   return html`
     <form class="inline-form" onSubmit=${submit}>
       <label for="new-chat-username">Username</label>
@@ -109,7 +94,7 @@ function NewGroup({ state, done }) {
   const { error, busy, submit } = useSubmit(async () => {
     const usernames = members.split(',').map((u) => u.trim()).filter(Boolean);
     state.open(await state.createGroup(name.trim(), usernames));
-  }, done);
+  }, done, noSuchUser);
   return html`
     <form class="inline-form" onSubmit=${submit}>
       <label for="new-group-name">Group name</label>
