@@ -16,9 +16,7 @@ bot's HTTP library) sends its next request on it and gets "server disconnected" 
 answer: a 403 to a small POST broke the request after it whenever the body's bytes came a
 moment after the headers. So before an early answer starts, a small body still on its way is
 read and dropped, and the connection stays usable; a big one, or one that does not come soon,
-is not waited for, and the answer says `connection: close`. That is HTTP/1 only: on HTTP/2 (h2c
-prior knowledge reaches the plain port) each request is a stream of its own, so an early answer
-leaves the connection usable and is not held back, and a body may come without Content-Length.
+is not waited for, and the answer says `connection: close`.
 """
 
 from __future__ import annotations
@@ -31,13 +29,8 @@ SMALL_BODY_BYTES = 64 * 1024
 SMALL_BODY_WAIT_S = 1.0
 
 
-def is_http1(scope: Scope) -> bool:
-    return scope.get("http_version", "1.1") in ("1.0", "1.1")
-
-
 def declared_body(scope: Scope) -> int | None:
-    """The request's Content-Length; None when its length is unknown: chunked, or an HTTP/2
-    body, which needs no Content-Length (only on HTTP/1 does its absence mean no body)."""
+    """The request's Content-Length; None when it is chunked (its length is unknown)."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
@@ -46,7 +39,7 @@ def declared_body(scope: Scope) -> int | None:
                 return None
         if name == b"transfer-encoding":
             return None
-    return 0 if is_http1(scope) else None
+    return 0
 
 
 class DrainWhileAnswering:
@@ -88,8 +81,7 @@ class DrainWhileAnswering:
             if body_read:
                 await send(message)
                 return
-            if message["type"] == "http.response.start" and is_http1(scope) \
-                    and not await read_small_rest():
+            if message["type"] == "http.response.start" and not await read_small_rest():
                 message = {**message,
                            "headers": [*message.get("headers", ()), (b"connection", b"close")]}
             if body_read or message["type"] != "http.response.body" \

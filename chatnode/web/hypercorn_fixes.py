@@ -1,4 +1,4 @@
-"""Four ways hostile clients hold memory or a connection, or stop the node, in hypercorn (0.18),
+"""Five ways hostile clients hold memory or a connection, or stop the node, in hypercorn (0.18),
 closed here.
 
 1. A WebSocket message over hypercorn's hard limit: hypercorn answers a message over
@@ -20,29 +20,40 @@ tasks and 10 queued messages stay for good. `install()` wraps hypercorn's app ru
 this last step drops whatever is queued meanwhile. (web/early_answer.py does the same for an
 HTTP answer given before the body was read, where the app has not returned yet.)
 
-4. HTTP/2 body data for a stream whose answer is complete (h2c prior knowledge works on the
-plain port): hypercorn forgets the stream once the app has answered, then looks it up for the
-client's next DATA frame and raises KeyError (pgjones/hypercorn#329, not fixed in 0.18). Under
-the trio worker that error ends the whole server: one POST answered early (a bad token's 401)
-stopped the node. `install()` drops such data, acknowledging it so the connection's flow-control
-window does not shrink for the other streams.
+4. HTTP/2 on the plain port: hypercorn switches a connection to HTTP/2 when it opens with
+HTTP/2's preface (prior knowledge) or asks to upgrade to h2c, and its HTTP/2 code has crashes any
+client can reach: body data for a stream already answered raised KeyError (pgjones/hypercorn#329,
+one POST answered early), and 1,001 PRIORITY frames for streams never opened raised
+TooManyStreamsError. The node has no use for it: browsers speak HTTP/2 only over TLS, to the
+reverse proxy, and the proxies in deploy/ speak HTTP/1.1 to the node. `install()` keeps every
+connection on HTTP/1.1: the preface gets 505 and the connection closes, an h2c upgrade request is
+answered in HTTP/1.1 (a server may ignore Upgrade).
+
+5. An error inside one connection: under the trio worker it ends the whole server (hypercorn's
+connections run in trio.serve_listeners' nursery; the asyncio worker would lose only that
+connection), so any hypercorn bug a client can reach stops the node for everyone. `install()`
+wraps each connection: such an error is logged and ends that connection only.
 """
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import h2.events
+import h11
 import trio
-from hypercorn.protocol import h2 as h2_protocol
+from hypercorn.events import Closed, Event, RawData
+from hypercorn.protocol import h11 as h11_protocol
 from hypercorn.protocol import ws_stream
 from hypercorn.protocol.events import StreamClosed
-from hypercorn.trio import task_group
+from hypercorn.trio import task_group, tcp_server
 from wsproto.events import Message
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol
+
+log = logging.getLogger("chatnode.web")
 
 
 class BoundedWebsocketBuffer(ws_stream.WebsocketBuffer):
@@ -119,19 +130,32 @@ async def _run_app_then_end_without_waiting(app: Any, config: Any, scope: Any,
     await _run_app(app, config, scope, receive, send_and_drain_at_the_end, *args)
 
 
-_handle_h2_events = h2_protocol.H2Protocol._handle_events
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n"
+_handle_http1 = h11_protocol.H11Protocol.handle
 
 
-async def _handle_h2_events_of_live_streams(self: h2_protocol.H2Protocol,
-                                            events: list[h2.events.Event]) -> None:
-    # One event at a time: handling one may close a stream that a later one names.
-    for event in events:
-        if isinstance(event, h2.events.DataReceived) and event.stream_id not in self.streams:
-            self.connection.acknowledge_received_data(event.flow_controlled_length,
-                                                      event.stream_id)
-            continue
-        await _handle_h2_events(self, [event])
-    await self._flush()  # the acknowledgements of data dropped last
+async def _handle_http1_only(self: h11_protocol.H11Protocol, event: Event) -> None:
+    if isinstance(event, RawData) and self.connection.their_state is h11.IDLE \
+            and self.connection.our_state is h11.IDLE and event.data.startswith(HTTP2_PREFACE):
+        await self._send_error_response(505)  # HTTP Version Not Supported
+        await self.send(Closed())
+        return
+    await _handle_http1(self, event)
+
+
+async def _never_switch_protocol(self: h11_protocol.H11Protocol, event: h11.Request) -> None:
+    """Replaces hypercorn's check that switches to HTTP/2 on an h2c upgrade, or on a preface
+    split across reads: the request is served as the HTTP/1.1 request it is."""
+
+
+_serve_connection = tcp_server.TCPServer.run
+
+
+async def _serve_connection_alone(self: tcp_server.TCPServer) -> None:
+    try:
+        await _serve_connection(self)
+    except Exception:  # a cancellation is a BaseException and goes on up, as it must
+        log.exception("a connection failed inside hypercorn; it is closed, the node goes on")
 
 
 def install(max_message_bytes: int) -> None:
@@ -141,4 +165,6 @@ def install(max_message_bytes: int) -> None:
     task_group._handle = _run_app_then_end_without_waiting  # type: ignore[assignment]
     ws_stream.WebsocketBuffer = BoundedWebsocketBuffer  # type: ignore[misc]
     ws_stream.WSStream._handle_events = _handle_events_then_close_on_overflow  # type: ignore[method-assign]
-    h2_protocol.H2Protocol._handle_events = _handle_h2_events_of_live_streams  # type: ignore[method-assign]
+    h11_protocol.H11Protocol.handle = _handle_http1_only  # type: ignore[method-assign]
+    h11_protocol.H11Protocol._check_protocol = _never_switch_protocol  # type: ignore[method-assign]
+    tcp_server.TCPServer.run = _serve_connection_alone  # type: ignore[method-assign]

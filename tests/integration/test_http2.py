@@ -1,54 +1,68 @@
-"""HTTP/2 reaches the node too: hypercorn speaks it on the plain port to any client that opens
-with HTTP/2's preface (prior knowledge), so an answer given before a request body has all come
-must hold there as it does on HTTP/1.1 (web/early_answer.py, web/hypercorn_fixes.py)."""
+"""The node speaks HTTP/1.1 only. hypercorn would switch a plain-port connection to HTTP/2 for
+a client that opens with HTTP/2's preface or asks for an h2c upgrade, and its HTTP/2 code had
+crashes any client could reach, each of which stopped the whole node (web/hypercorn_fixes.py,
+4 and 5). Browsers speak HTTP/2 to the reverse proxy, which speaks HTTP/1.1 to the node."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
+import h2.config
+import h2.connection
 import httpx
+import pytest
+import trio
 
 from ..conftest import Node, new_user
-
-INVITES = "/api/v1/invites"
-
-
-def http2_client(node: Node) -> httpx.AsyncClient:
-    return httpx.AsyncClient(http1=False, http2=True, base_url=node.url, timeout=10)
+from .raw_wire import open_raw
 
 
-async def test_body_data_after_an_early_http2_answer_leaves_the_node_running(
-        own_node: Node) -> None:
-    """hypercorn raised KeyError for DATA of a stream it had already answered, and under the
-    trio worker that stopped the whole node: one unauthenticated POST was enough."""
-    node = own_node.start()
-    user = await new_user(node, "h2")
-    async with http2_client(node) as client:
-        refused = await client.post(INVITES, content=b"x" * (1 << 20),
-                                    headers={"authorization": "Bearer not-a-token"})
-        assert (refused.http_version, refused.status_code) == ("HTTP/2", 401)
-        me = await client.get("/api/v1/me", headers={"authorization": f"Bearer {user.token}"})
-        assert me.status_code == 200 and me.json()["user_id"] == user.user_id
+async def read_until_closed(stream: trio.SocketStream) -> bytes:
+    answer = b""
+    with trio.fail_after(10):
+        while chunk := await stream.receive_some():
+            answer += chunk
+    return answer
+
+
+async def still_serving(node: Node) -> None:
+    user = await new_user(node, "after")
+    me = await user.rest.request("GET", "/api/v1/me")
+    assert me["user_id"] == user.user_id
+    await user.rest.aclose()
     assert node.process is not None and node.process.poll() is None
-    await user.rest.aclose()
 
 
-async def test_an_early_http2_answer_to_a_body_without_length_keeps_the_connection(
-        node: Node) -> None:
-    """An HTTP/2 body needs no Content-Length. Taken for an empty one, its data was not drained
-    behind a non-admin's 403: hypercorn's queue for the app filled, and the connection, every
-    request on it included, hung for good."""
-    user = await new_user(node, "h2")
-    auth = {"authorization": f"Bearer {user.token}"}
+async def test_the_http2_preface_gets_505_and_a_closed_connection(own_node: Node) -> None:
+    """What used to stop the node: 1,001 PRIORITY frames for streams never opened (hypercorn's
+    priority tree refused the 1,001st with an error that ended the server)."""
+    node = own_node.start()
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    for stream_id in range(1, 2 * 1100, 2):
+        client.prioritize(stream_id, weight=16, depends_on=0, exclusive=False)
+    stream = await open_raw(node)
+    await stream.send_all(client.data_to_send())
+    answer = await read_until_closed(stream)
+    assert answer.startswith(b"HTTP/1.1 505 ")
+    await still_serving(node)
 
-    async def body_in_small_frames() -> AsyncIterator[bytes]:
-        for _ in range(300):  # far more frames than hypercorn queues for the app (10)
-            yield b" " * 10
 
-    async with http2_client(node) as client:
-        for _ in range(3):
-            refused = await client.post(INVITES, content=body_in_small_frames(), headers=auth)
-            assert (refused.http_version, refused.status_code) == ("HTTP/2", 403)
-            me = await client.get("/api/v1/me", headers=auth)
-            assert me.status_code == 200 and me.json()["user_id"] == user.user_id
-    await user.rest.aclose()
+async def test_an_http2_client_with_prior_knowledge_is_refused_and_the_node_goes_on(own_node: Node) -> None:
+    node = own_node.start()
+    async with httpx.AsyncClient(http1=False, http2=True, base_url=node.url) as client:
+        with pytest.raises(httpx.HTTPError):
+            await client.post("/api/v1/invites", content=b"x" * (1 << 20),
+                              headers={"authorization": "Bearer not-a-token"})
+    await still_serving(node)
+
+
+async def test_an_h2c_upgrade_is_answered_in_http1(node: Node) -> None:
+    """A server may ignore Upgrade: the request is served as the HTTP/1.1 request it is."""
+    stream = await open_raw(node)
+    await stream.send_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings"
+                          b"\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+    answer = b""
+    with trio.fail_after(10):
+        while b"\r\n\r\n" not in answer:
+            answer += await stream.receive_some()
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    await stream.aclose()
