@@ -46,7 +46,8 @@ async def test_the_http2_preface_gets_505_and_a_closed_connection(own_node: Node
     await still_serving(node)
 
 
-async def test_an_http2_client_with_prior_knowledge_is_refused_and_the_node_goes_on(own_node: Node) -> None:
+async def test_an_http2_client_with_prior_knowledge_is_refused_and_the_node_goes_on(
+        own_node: Node) -> None:
     node = own_node.start()
     async with httpx.AsyncClient(http1=False, http2=True, base_url=node.url) as client:
         with pytest.raises(httpx.HTTPError):
