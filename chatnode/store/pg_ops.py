@@ -482,7 +482,7 @@ def _append(conn: Connection, conversation_id: str, sender_id: str, client_msg_i
         cursor = conn.execute(_APPEND, {
             "cid": conversation_id, "sender": sender_id, "cmid": client_msg_id, "kind": kind,
             "body": body, "ts": ts, "media": media_id, "reply_to": reply_to,
-            "target": target, "words": pg_search.words_of(kind, body)})
+            "target": target, "words": pg_search.words_of(kind, body, conversation_id)})
     except errors.UniqueViolation:
         raise RunAgain("another node stored this client_msg_id meanwhile") from None
     message = Message(conversation_id, 0, sender_id, client_msg_id, kind, body, ts, media_id,

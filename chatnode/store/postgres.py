@@ -56,6 +56,10 @@ MIGRATIONS: list[str | Callable[[Connection], None]] = [
         revoked_at  BIGINT
     );
     """,
+    # 6: each search row holds its conversation as a lexeme (pg_search.SCOPE_MARK), so that a
+    # search is narrowed to the reader's conversations inside the GIN index.
+    "UPDATE message_search SET words ="
+    f" words || array_to_tsvector(ARRAY['{pg_search.SCOPE_MARK}' || conversation_id])",
 ]
 BASE_VERSION = 2
 SCHEMA_VERSION = BASE_VERSION + len(MIGRATIONS)

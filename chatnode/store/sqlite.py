@@ -83,6 +83,9 @@ MIGRATIONS = [
         revoked_at  INTEGER
     );
     """,
+    # 6: PostgreSQL's search rows gain their conversation (pg_search.SCOPE_MARK); SQLite's
+    # index has had it since 4 (its `scope` column). Nothing to do: the versions stay alike.
+    "SELECT 1",
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 READ_CHUNK_ROWS = 1000

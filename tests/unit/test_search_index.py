@@ -162,7 +162,9 @@ def indexed(conn: Any) -> list[tuple[str, int, list[str]]]:
         return [(cid, seq, sorted(set(text.split()))) for cid, seq, text in rows]
     rows = conn.execute("SELECT conversation_id, seq, tsvector_to_array(words)"
                         " FROM message_search ORDER BY cursor").fetchall()
-    return [(cid, seq, sorted(words)) for cid, seq, words in rows]
+    # PostgreSQL's rows also hold their conversation as one lexeme (pg_search.SCOPE_MARK).
+    assert all(f"~{cid}" in words for cid, _, words in rows)
+    return [(cid, seq, sorted(w for w in words if w != f"~{cid}")) for cid, seq, words in rows]
 
 
 def found(conn: Any, user: str, query: str, conversation_id: str | None = None
@@ -316,12 +318,35 @@ def test_a_store_from_before_search_is_indexed_when_migrated(conn: Any, tmp_path
             conn.close()
 
 
+def test_a_postgresql_index_from_before_scope_lexemes_is_found_after_migration_6(
+        pg_url: str) -> None:
+    """Rows written by a release before migration 6 had no scope lexeme: a search narrowed to
+    the reader's conversations would miss them. Migration 6 gives each row its own."""
+    from chatnode.store import postgres
+
+    conn = postgres.open_migrated(pg_url)
+    try:
+        cid, ann = conversation(conn)
+        sender(conn, cid, ann)("text", "an old otter")
+        with conn.transaction():  # back to version 5: the rows as that release wrote them
+            conn.execute("UPDATE message_search"
+                         " SET words = ts_delete(words, '~' || conversation_id)")
+            conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+        assert found(conn, ann, "otter") == []  # what a scoped search made of such rows
+        assert postgres.migrate(conn) == 5
+        assert indexed(conn) == [(cid, 1, ["an", "old", "otter"])]  # with its scope lexeme
+        assert found(conn, ann, "otter") == [(cid, 1)]
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize("scoped_up_to", [0, search_index.SCOPED_UP_TO])
 def test_both_ways_of_searching_keep_to_the_readers_window(
         conn: Any, monkeypatch: pytest.MonkeyPatch, scoped_up_to: int) -> None:
-    """Narrowed in FTS5 to the reader's conversations or not (a reader of many messages), a
-    search finds only messages of the reader's conversations, written after they joined; a
-    member removed from a group finds nothing of it any more."""
+    """Narrowed in the index to the reader's conversations (FTS5's scope column, PostgreSQL's
+    scope lexemes) or not (a reader of many messages), a search finds only messages of the
+    reader's conversations, written after they joined; a member removed from a group finds
+    nothing of it any more."""
     monkeypatch.setattr(search_index, "SCOPED_UP_TO", scoped_up_to)
     ann, ben, cat = (ops(conn).insert_user(conn, name, None, "x").user_id
                      for name in ("ann", "ben", "cat"))
@@ -366,15 +391,17 @@ def test_any_text_and_any_query_are_valid_tsvector_and_tsquery(pg: Any, text: st
     send never fails on its index, a search is never a 500), and finds the text by its words."""
     from chatnode.store import pg_search
 
-    words = pg_search.words_of("text", text) or ""
+    words = pg_search.words_of("text", text, "c_here") or ""
     try:
         phrases = parse_query(text)
     except QueryError:
         pg.execute("SELECT %s::tsvector", (words,))
         return
-    row = pg.execute("SELECT %s::tsvector @@ %s::tsquery",
-                     (words, pg_search.tsquery_text(phrases))).fetchone()
-    assert row == (True,)
+    for within, matches in ((None, True), (["c_here"], True), (["c_else", "c_here"], True),
+                            (["c_else"], False)):
+        row = pg.execute("SELECT %s::tsvector @@ %s::tsquery",
+                         (words, pg_search.tsquery_text(phrases, within))).fetchone()
+        assert row == (matches,), within
 
 
 def test_a_rebuild_beside_a_writer_loses_and_doubles_nothing(pg_url: str) -> None:
