@@ -2,6 +2,7 @@
 // one) and the node's accounts (admin_accounts.js). The node refuses all of it to anyone but
 // an admin.
 import { useEffect, useState } from 'preact/hooks';
+import { useSubmit } from './actions.js';
 import { html } from './html.js';
 import { AccountsAdmin } from './admin_accounts.js';
 
@@ -34,22 +35,13 @@ function NewInvite({ state, created }) {
   const [expires, setExpires] = useState('7d');
   const [admin, setAdmin] = useState(false);
   const [link, setLink] = useState(null);
-  const [error, setError] = useState(null);
   const [copied, setCopied] = useState(false);
-
-  async function submit(event) {
-    event.preventDefault();
-    setError(null);
+  const { error, submit } = useSubmit(async () => {
     setCopied(false);
-    try {
-      const invite = await state.api.createInvite({ uses: Number(uses), expires, admin });
-      // Where this admin reached the node is where the invited person will too.
-      setLink(`${location.origin}/#invite=${invite.token}`);
-      created();
-    } catch (err) {
-      setError(err.message);
-    }
-  }
+    const invite = await state.api.createInvite({ uses: Number(uses), expires, admin });
+    // Where this admin reached the node is where the invited person will too.
+    setLink(`${location.origin}/#invite=${invite.token}`);
+  }, created);
 
   async function copy() {
     try {

@@ -2,6 +2,7 @@
 // name and a password, and is logged in at once. A used, expired or revoked invite shows the
 // node's own words for it.
 import { useState } from 'preact/hooks';
+import { useSubmit } from './actions.js';
 import { html } from './html.js';
 
 // Take the token out of the address bar as soon as the page has it, so that it stays out of
@@ -20,21 +21,10 @@ export function InviteRegister({ state }) {
   const [username, setUsername] = useState('');
   const [displayName, setDisplayName] = useState('');
   const [password, setPassword] = useState('');
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-
-  async function submit(event) {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await state.login(username.trim(), password, {
-        register: true, invite: state.invite, displayName: displayName.trim() || undefined });
-    } catch (err) {
-      setError(explain(err));
-      setBusy(false);
-    }
-  }
+  const { error, busy, submit } = useSubmit(
+    () => state.login(username.trim(), password, {
+      register: true, invite: state.invite, displayName: displayName.trim() || undefined }),
+    () => {}, explain);
 
   function toLogin() {
     state.invite = null;
