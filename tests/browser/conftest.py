@@ -16,6 +16,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
@@ -180,11 +182,27 @@ def connection(page: Page) -> Locator:
 
 def login(page: Page, account: Account) -> None:
     """Log in through the login screen, and wait until the catch-up is over."""
+    login_as(page, account.username)
+
+
+def login_as(page: Page, username: str) -> None:
     page.goto("/")
-    page.get_by_test_id("login-username").fill(account.username)
+    page.get_by_test_id("login-username").fill(username)
     page.get_by_test_id("login-password").fill(PASSWORD)
     page.get_by_test_id("login-submit").click()
     expect(connection(page)).to_have_attribute("data-state", "online")
+
+
+ADMIN = "root"
+
+
+def start_with_admin(own_node: Node) -> Node:
+    """`own_node` started with an admin, ADMIN, made as a node's first one is (`chatnode user
+    add --admin`); a page logs in as it with `login_as(page, ADMIN)`."""
+    subprocess.run([sys.executable, "-m", "chatnode", "user", "add", ADMIN, "--password",
+                    PASSWORD, "--admin", "--data-dir", str(own_node.data_dir)],
+                   check=True, capture_output=True)
+    return own_node.start()
 
 
 def login_all(*logins: tuple[Page, Account]) -> None:

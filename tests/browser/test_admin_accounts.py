@@ -5,14 +5,19 @@ the list shows what the node holds after each one."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import httpx
 from playwright.sync_api import Locator, Page, expect
 
 from ..conftest import PASSWORD, Node
-from .conftest import NewPage, connection, expect_named_controls, register, rest
+from .conftest import (
+    ADMIN,
+    NewPage,
+    expect_named_controls,
+    login_as,
+    register,
+    rest,
+    start_with_admin,
+)
 
 NEW_PASSWORD = "pia's new secret"
 
@@ -28,18 +33,11 @@ def account_row(page: Page, user_id: str) -> Locator:
 
 def test_an_admin_disables_enables_promotes_and_sets_a_new_password_from_the_list(
         own_node: Node, new_page: NewPage) -> None:
-    subprocess.run([sys.executable, "-m", "chatnode", "user", "add", "root", "--password",
-                    PASSWORD, "--admin", "--data-dir", str(own_node.data_dir)],
-                   check=True, capture_output=True)
-    node = own_node.start()
+    node = start_with_admin(own_node)
     sam, pia = register(node, "sam"), register(node, "pia")
-
     admin = new_page(node)
-    admin.goto("/")
-    admin.get_by_test_id("login-username").fill("root")
-    admin.get_by_test_id("login-password").fill(PASSWORD)
-    admin.get_by_test_id("login-submit").click()
-    expect(connection(admin)).to_have_attribute("data-state", "online")
+    login_as(admin, ADMIN)
+
     admin.get_by_test_id("settings").click()
     result = admin.get_by_test_id("account-result")
 

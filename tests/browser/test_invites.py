@@ -5,14 +5,20 @@ shows the node's reason."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import httpx
 from playwright.sync_api import Page, expect
 
 from ..conftest import PASSWORD, Node
-from .conftest import NewPage, connection, expect_named_controls, tab_to
+from .conftest import (
+    ADMIN,
+    NewPage,
+    connection,
+    expect_named_controls,
+    login_as,
+    start_with_admin,
+    tab_to,
+)
 
 
 def open_invite(page: Page, link: str, username: str, display_name: str) -> None:
@@ -25,18 +31,11 @@ def open_invite(page: Page, link: str, username: str, display_name: str) -> None
 
 def test_an_admin_invites_someone_who_registers_from_the_link_and_is_logged_in(
         own_node: Node, new_page: NewPage) -> None:
-    subprocess.run([sys.executable, "-m", "chatnode", "user", "add", "root", "--password",
-                    PASSWORD, "--admin", "--data-dir", str(own_node.data_dir)],
-                   check=True, capture_output=True)
     own_node.env["CHATNODE_REGISTRATION"] = "invite"
-    node = own_node.start()
-
+    node = start_with_admin(own_node)
     admin = new_page(node)
-    admin.goto("/")
-    admin.get_by_test_id("login-username").fill("root")
-    admin.get_by_test_id("login-password").fill(PASSWORD)
-    admin.get_by_test_id("login-submit").click()
-    expect(connection(admin)).to_have_attribute("data-state", "online")
+    login_as(admin, ADMIN)
+
     admin.get_by_text("Settings").click()
     admin.get_by_test_id("invite-create").click()
     link = admin.get_by_test_id("invite-link")

@@ -17,6 +17,7 @@ from chatnode.config import Limits
 
 from ..caddy_proxy import CaddyProxy, caddy_binary, caddy_in_front
 from ..conftest import PASSWORD, Node
+from .through_proxy import failed_login_from, status_from
 
 # What deploy/Caddyfile's `max_size 17MB` lets through (Caddy's MB is 1000 * 1000 bytes).
 CADDY_MAX_BODY = 17_000_000
@@ -89,32 +90,21 @@ async def test_behind_caddy_the_login_limit_counts_each_client_not_the_proxy(
         proxied: tuple[Node, CaddyProxy]) -> None:
     _, proxy = proxied
 
-    async def attempt(source: str, spoofed: str) -> int:
-        transport = httpx.AsyncHTTPTransport(local_address=source, verify=proxy.trust)
-        async with httpx.AsyncClient(transport=transport, base_url=proxy.https_url) as http:
-            response = await http.post("/api/v1/login", headers={"X-Forwarded-For": spoofed},
-                                       json={"username": "nobody", "password": "wrong"})
-        return response.status_code
-
     # Client 127.0.0.2 uses up its bucket of two; a forged X-Forwarded-For does not help it,
     # since the last address Caddy sends is the one it really saw, and the node trusts only
     # that one hop.
-    assert [await attempt("127.0.0.2", f"10.0.0.{i}") for i in range(3)] == [401, 401, 429]
+    tries = [await failed_login_from(proxy, "127.0.0.2", f"10.0.0.{i}") for i in range(3)]
+    assert tries == [401, 401, 429]
     # Another client, through the same proxy, still has its own.
-    assert await attempt("127.0.0.3", "10.0.0.1") == 401
+    assert await failed_login_from(proxy, "127.0.0.3", "10.0.0.1") == 401
 
 
 async def test_caddy_keeps_metrics_for_the_machine_itself(
         proxied: tuple[Node, CaddyProxy]) -> None:
     _, proxy = proxied
 
-    async def metrics_from(source: str) -> int:
-        transport = httpx.AsyncHTTPTransport(local_address=source, verify=proxy.trust)
-        async with httpx.AsyncClient(transport=transport, base_url=proxy.https_url) as http:
-            return (await http.get("/metrics")).status_code
-
-    assert await metrics_from("127.0.0.1") == 200
-    assert await metrics_from("127.0.0.2") == 403  # anyone else
+    assert await status_from(proxy, "127.0.0.1", "GET", "/metrics") == 200
+    assert await status_from(proxy, "127.0.0.2", "GET", "/metrics") == 403  # anyone else
 
 
 async def test_an_upload_at_the_nodes_own_limit_goes_through_caddy(

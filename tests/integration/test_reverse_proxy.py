@@ -14,6 +14,7 @@ from chatnode.client import RestClient, connect
 
 from ..conftest import PASSWORD, Node
 from ..nginx_proxy import DEPLOY, Proxy, nginx_in_front
+from .through_proxy import failed_login_from, status_from
 
 
 @pytest.fixture
@@ -53,27 +54,16 @@ async def test_behind_nginx_the_login_limit_counts_each_client_not_the_proxy(
         proxied: tuple[Node, Proxy]) -> None:
     _, proxy = proxied
 
-    async def attempt(source: str, spoofed: str) -> int:
-        transport = httpx.AsyncHTTPTransport(local_address=source, verify=proxy.trust)
-        async with httpx.AsyncClient(transport=transport, base_url=proxy.https_url) as http:
-            response = await http.post("/api/v1/login", headers={"X-Forwarded-For": spoofed},
-                                       json={"username": "nobody", "password": "wrong"})
-        return response.status_code
-
     # Client 127.0.0.2 uses up its bucket of two; a forged X-Forwarded-For does not help it,
     # since nginx appends the address it really saw and the node trusts only that one hop.
-    assert [await attempt("127.0.0.2", f"10.0.0.{i}") for i in range(3)] == [401, 401, 429]
+    tries = [await failed_login_from(proxy, "127.0.0.2", f"10.0.0.{i}") for i in range(3)]
+    assert tries == [401, 401, 429]
     # Another client, through the same proxy, still has its own.
-    assert await attempt("127.0.0.3", "10.0.0.1") == 401
+    assert await failed_login_from(proxy, "127.0.0.3", "10.0.0.1") == 401
 
 
 async def test_nginx_keeps_metrics_for_the_machine_itself(proxied: tuple[Node, Proxy]) -> None:
     _, proxy = proxied
 
-    async def metrics_from(source: str) -> int:
-        transport = httpx.AsyncHTTPTransport(local_address=source, verify=proxy.trust)
-        async with httpx.AsyncClient(transport=transport, base_url=proxy.https_url) as http:
-            return (await http.get("/metrics")).status_code
-
-    assert await metrics_from("127.0.0.1") == 200
-    assert await metrics_from("127.0.0.2") == 403  # anyone else
+    assert await status_from(proxy, "127.0.0.1", "GET", "/metrics") == 200
+    assert await status_from(proxy, "127.0.0.2", "GET", "/metrics") == 403  # anyone else
